@@ -1,0 +1,63 @@
+# Lindungi: the two commands are `make run` (the whole system with sample data) and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+UV_VERSION := 0.13.9
+CACHE ?= $(or $(LINDUNGI_CACHE),$(HOME)/.cache/lindungi)
+UV := $(CACHE)/uv-$(UV_VERSION)/bin/uv
+PY := .venv/bin/python
+STACK := deploy/local/stack
+
+.PHONY: help install test test-unit test-integration lint format schemas up down status run clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
+
+$(UV):
+	python3 -m venv $(CACHE)/uv-$(UV_VERSION)
+	$(CACHE)/uv-$(UV_VERSION)/bin/pip install --quiet uv==$(UV_VERSION)
+
+.venv/.synced: $(UV) pyproject.toml uv.lock
+	$(UV) sync --frozen --all-extras --quiet
+	touch $@
+
+install: .venv/.synced ## virtualenv from uv.lock, Kafka jars and FerretDB (cached per machine)
+	$(STACK) install
+
+test: install ## everything: unit, integration (real Kafka + FerretDB, started if needed), end to end
+	$(PY) -m pytest
+
+test-unit: .venv/.synced ## the pure tests only, no servers
+	$(PY) -m pytest tests/unit
+
+test-integration: install
+	$(PY) -m pytest tests/integration
+
+lint: .venv/.synced ## ruff and mypy
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/mypy
+
+format: .venv/.synced
+	.venv/bin/ruff check --fix .
+	.venv/bin/ruff format .
+
+schemas: .venv/.synced ## regenerate docs/schemas/ and docs/topics.md after changing an event model
+	$(PY) -m shared.schema_export
+	$(PY) -c 'from shared.topics import markdown_table; print("# Topic catalogue\n\nGenerated from shared/topics.py by make schemas.\n"); print(markdown_table())' > docs/topics.md
+
+up: install ## start Kafka and FerretDB natively (data in .local/)
+	$(STACK) start
+
+down: ## stop everything `make up` or `make run` started
+	$(STACK) stop
+
+status:
+	$(STACK) status
+
+run: up ## the whole system with sample data flowing
+	@echo "Infrastructure is up. The services arrive with their issues; see README."
+
+clean: down ## stop and delete local data (downloads stay cached)
+	$(STACK) reset
+	rm -rf .venv

@@ -1,0 +1,1 @@
+"""The contract between Lindungi services: events, topics, settings, logging, reference data."""

@@ -1,0 +1,141 @@
+"""How events travel on Kafka: encoding with CloudEvents headers, topic creation, log context, dead letters.
+
+Adapters only: no service's logic lives here. Every service publishes through `encode` so that the body is
+the structured CloudEvent and the `ce_*` headers carry the same attributes (binary-mode routing).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+from faststream import BaseMiddleware
+
+from shared.events import CloudEvent, DeadLetter, DeadLetterRecorded
+from shared.privacy import scrub
+from shared.topics import CATALOGUE, Topic
+
+if TYPE_CHECKING:
+    from aiokafka import ConsumerRecord
+    from faststream._internal.basic_types import AsyncFuncAny
+    from faststream.message import StreamMessage
+
+    from shared.crypto import Sealer
+
+CONTENT_TYPE = "application/cloudevents+json"
+
+
+def ce_headers(event: CloudEvent[Any]) -> dict[str, str]:
+    """CloudEvents Kafka protocol binding attribute headers (`ce_` prefix)."""
+    headers = {
+        "content-type": CONTENT_TYPE,
+        "ce_specversion": event.specversion,
+        "ce_id": event.id,
+        "ce_type": event.type,
+        "ce_source": event.source,
+        "ce_time": event.time.isoformat(),
+        "ce_schemaversion": str(event.schemaversion),
+    }
+    if event.subject is not None:
+        headers["ce_subject"] = event.subject
+    return headers
+
+
+def encode(event: CloudEvent[Any]) -> tuple[bytes, dict[str, str]]:
+    """The record value (structured CloudEvent JSON) and its headers."""
+    return event.model_dump_json().encode(), ce_headers(event)
+
+
+def record_headers(record: ConsumerRecord[Any, Any]) -> dict[str, str]:
+    return {k: v.decode("utf-8", "replace") for k, v in (record.headers or ())}
+
+
+async def ensure_topics(bootstrap_servers: str, topics: Iterable[Topic] = CATALOGUE) -> list[str]:
+    """Create the catalogue's topics that do not exist yet, with their partitions and configs.
+
+    Safe to call from every service at start-up and from several instances at once.
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="lindungi-topics")
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [
+            NewTopic(name=t.name, num_partitions=t.partitions, replication_factor=1, topic_configs=t.config)
+            for t in topics
+            if t.name not in existing
+        ]
+        created: list[str] = []
+        for topic in missing:
+            # Metadata lags creation, so "missing" may already exist: another instance (or a moment ago)
+            # won the race. The broker answers with an error code rather than an exception.
+            response = await admin.create_topics([topic])
+            for _name, code, message in response.topic_errors:
+                if code == TopicAlreadyExistsError.errno:
+                    continue
+                if code != 0:
+                    raise RuntimeError(f"creating topic {topic.name} failed: {code} {message}")
+                created.append(topic.name)
+        return created
+    finally:
+        await admin.close()
+
+
+def _records(msg: StreamMessage[Any]) -> list[ConsumerRecord[Any, Any]]:
+    raw = msg.raw_message
+    return list(raw) if isinstance(raw, tuple | list) else [raw]
+
+
+class LogContextMiddleware(BaseMiddleware):
+    """Binds event id, topic, partition and offset(s) to every log line written while a message is handled."""
+
+    async def consume_scope(self, call_next: AsyncFuncAny, msg: StreamMessage[Any]) -> Any:
+        records = _records(msg)
+        first = records[0]
+        context: dict[str, Any] = {"topic": first.topic, "partition": first.partition}
+        if len(records) == 1:
+            context["offset"] = first.offset
+            event_id = dict(first.headers or ()).get("ce_id")
+            if event_id is not None:
+                context["event_id"] = event_id.decode("utf-8", "replace")
+        else:
+            context["offsets"] = f"{first.offset}..{records[-1].offset}"
+            context["batch_size"] = len(records)
+        with structlog.contextvars.bound_contextvars(**context):
+            return await call_next(msg)
+
+
+def dead_letter(  # noqa: PLR0913 - every argument is a distinct fact of the dead letter
+    record: ConsumerRecord[Any, Any],
+    *,
+    error_type: str,
+    error: str,
+    service: str,
+    sealer: Sealer,
+) -> DeadLetterRecorded:
+    """A dead letter for a record: the original bytes sealed (they may hold a NIK), the error masked."""
+    value: bytes = record.value or b""
+    key: bytes | None = record.key
+    return DeadLetterRecorded(
+        source=f"lindungi/{service}",
+        subject=f"{record.topic}:{record.partition}:{record.offset}",
+        data=DeadLetter(
+            service=service,
+            source_topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key_sealed=sealer.seal(key) if key is not None else None,
+            value_sealed=sealer.seal(value),
+            value_size=len(value),
+            headers={k: scrub(v) for k, v in record_headers(record).items()},
+            error_type=error_type,
+            error=scrub(error)[:2000],
+        ),
+    )
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")

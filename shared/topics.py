@@ -1,0 +1,127 @@
+"""The topic catalogue: every Kafka topic Lindungi uses, in one place.
+
+The catalogue is the source for topic creation (tests, the native run, the compose job), for the docs and for
+the services' subscriptions. Partition counts bound how many instances of a consumer group share the work:
+growth beyond one machine is more partitions, not a mechanism of our own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+DAY_MS = 24 * 60 * 60 * 1000
+
+
+@dataclass(frozen=True)
+class Topic:
+    name: str
+    key: str
+    partitions: int
+    config: dict[str, str]
+    producers: tuple[str, ...]
+    consumers: tuple[str, ...]
+    events: tuple[str, ...]
+    description: str
+    personal_data: bool = False
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+ENROLLMENT_REQUESTS = Topic(
+    name="lindungi.enrollment.requests.v1",
+    key="the worker's NIK, so one worker's requests stay ordered whichever partner sends them",
+    partitions=12,
+    # Intake carries NIKs in clear: keep it only as long as reprocessing needs (7 days).
+    config={"cleanup.policy": "delete", "retention.ms": str(7 * DAY_MS), "max.message.bytes": "1048576"},
+    producers=("partners",),
+    consumers=("registration",),
+    events=(
+        "id.lindungi.enrollment.requested",
+        "id.lindungi.update.requested",
+        "id.lindungi.termination.requested",
+        "id.lindungi.reactivation.requested",
+    ),
+    description="Partners' enrollment, update, termination and reactivation requests.",
+    personal_data=True,
+)
+
+ENROLLMENT_OUTCOMES = Topic(
+    name="lindungi.enrollment.outcomes.v1",
+    key="the participant's keyed NIK hash (rejections without a NIK: the partner id)",
+    partitions=12,
+    # Kept forever: reporting rebuilds its aggregates from the start of this topic.
+    config={"cleanup.policy": "delete", "retention.ms": "-1"},
+    producers=("registration",),
+    consumers=("reporting", "notification", "partners (their own outcomes)"),
+    events=(
+        "id.lindungi.participant.registered",
+        "id.lindungi.participant.updated",
+        "id.lindungi.participant.terminated",
+        "id.lindungi.participant.reactivated",
+        "id.lindungi.request.rejected",
+    ),
+    description="One outcome per request: registered, updated, terminated, reactivated or rejected.",
+)
+
+DEAD_LETTERS = Topic(
+    name="lindungi.deadletters.v1",
+    key="source topic:partition:offset",
+    partitions=3,
+    config={"cleanup.policy": "delete", "retention.ms": str(30 * DAY_MS)},
+    producers=("registration", "reporting", "notification"),
+    consumers=("operators (lindungi dlq)",),
+    events=("id.lindungi.deadletter.recorded",),
+    description="Records no handler could decode or accept, sealed, with the error; replayable.",
+)
+
+REGION_AGGREGATES = Topic(
+    name="lindungi.region.aggregates.v1",
+    key="region code (`ID` for the nation)",
+    partitions=6,
+    # Compacted: the latest snapshot per region is the table a dashboard reads from the start.
+    config={"cleanup.policy": "compact", "min.compaction.lag.ms": "60000", "segment.ms": str(DAY_MS)},
+    producers=("reporting",),
+    consumers=("notification", "dashboards", "regional planning agencies", "BPJS"),
+    events=("id.lindungi.region.aggregate.updated",),
+    description="Latest per-region coverage snapshot: aggregates only, never a person.",
+)
+
+NOTIFICATION_DELIVERIES = Topic(
+    name="lindungi.notification.deliveries.v1",
+    key="source event id",
+    partitions=6,
+    config={"cleanup.policy": "delete", "retention.ms": str(30 * DAY_MS)},
+    producers=("notification",),
+    consumers=("operators",),
+    events=("id.lindungi.notification.delivered", "id.lindungi.notification.failed"),
+    description="What was sent to whom through which channel, and final failures.",
+)
+
+CATALOGUE: tuple[Topic, ...] = (
+    ENROLLMENT_REQUESTS,
+    ENROLLMENT_OUTCOMES,
+    DEAD_LETTERS,
+    REGION_AGGREGATES,
+    NOTIFICATION_DELIVERIES,
+)
+
+
+def by_name(name: str) -> Topic:
+    for topic in CATALOGUE:
+        if topic.name == name:
+            return topic
+    raise KeyError(name)
+
+
+def markdown_table() -> str:
+    """The catalogue as the table in docs/topics.md."""
+    rows = [
+        "| topic | key | partitions | retention / compaction | producers | consumers | events |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for t in CATALOGUE:
+        policy = ", ".join(f"`{k}={v}`" for k, v in t.config.items())
+        rows.append(
+            f"| `{t.name}` | {t.key} | {t.partitions} | {policy} | {', '.join(t.producers)} "
+            f"| {', '.join(t.consumers)} | {'<br>'.join(f'`{e}`' for e in t.events)} |"
+        )
+    return "\n".join(rows) + "\n"
