@@ -120,6 +120,8 @@ def dead_letter(  # noqa: PLR0913 - every argument is a distinct fact of the dea
     value: bytes = record.value or b""
     key: bytes | None = record.key
     return DeadLetterRecorded(
+        # Deterministic id: dead-lettering the same record again after a crash is recognisably the same letter.
+        id=f"deadletter:{record.topic}:{record.partition}:{record.offset}",
         source=f"lindungi/{service}",
         subject=f"{record.topic}:{record.partition}:{record.offset}",
         data=DeadLetter(

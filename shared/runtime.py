@@ -22,8 +22,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from shared.messaging import LogContextMiddleware
 
+# Imported at run time, not under TYPE_CHECKING: FastStream resolves handler annotations when it wires them.
+from faststream.asgi.types import ASGIApp, Scope  # noqa: TC002
+
 if TYPE_CHECKING:
-    from faststream.asgi.types import ASGIApp, Scope
     from pymongo import AsyncMongoClient
 
 

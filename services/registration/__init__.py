@@ -1,0 +1,1 @@
+"""Registration: validates partners' requests, keeps participations, and publishes what it decided."""

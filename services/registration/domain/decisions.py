@@ -1,0 +1,502 @@
+"""Lifecycle decisions: a partner's request, the partner's authority and the current participation in,
+one decision out (an outcome event, the participation after it, a history entry).
+
+Pure: no I/O. The handler fetches the facts in bulk, calls `decide` for each request in order, and hands the
+decisions to the store and the broker.
+
+A participation is one NIK in one segment (a worker can be PU with an employer and BPU on the side).
+Its id is derived from the keyed NIK hash and the segment, so the same worker always maps to the same
+document without the NIK in clear.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.registration.domain.contributions import calculate
+from services.registration.domain.age import age_band
+from services.registration.domain.rules import (
+    apply_update,
+    assess_enrollment,
+    check_transition,
+    validate_reactivation,
+    validate_termination,
+    validate_update,
+)
+from services.registration.domain.violations import Violation
+from shared.events import (
+    CloudEvent,
+    Contact,
+    EnrollmentRequest,
+    EnrollmentRequested,
+    FundingSource,
+    OutcomeBase,
+    Participant,
+    ParticipantReactivated,
+    ParticipantRegistered,
+    ParticipantStatus,
+    ParticipantTerminated,
+    ParticipantUpdated,
+    ReactivationRequested,
+    Reactivated,
+    Registered,
+    Rejected,
+    RequestAction,
+    RequestRejected,
+    Segment,
+    Terminated,
+    TerminationRequested,
+    Updated,
+    UpdateRequested,
+    outcome_adapter,
+)
+from shared.privacy import mask_nik, nik_hash
+from shared.reasons import ReasonCode
+from shared.regions import NATIONAL_CODE, Regions
+
+SOURCE = "lindungi/registration"
+PARTNER_SOURCE_PREFIX = "partner/"
+
+RequestEvent = EnrollmentRequested | UpdateRequested | TerminationRequested | ReactivationRequested
+
+
+class Partner(BaseModel):
+    """A partner system and what it may submit: regions (a regency/city, a province, or `ID` for national),
+    segments and funding sources."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    partner_id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")
+    name: str = Field(min_length=1, max_length=200)
+    regions: frozenset[str] = Field(min_length=1)
+    segments: frozenset[Segment] = Field(min_length=1)
+    funding_sources: frozenset[FundingSource] = Field(min_length=1)
+    active: bool = True
+
+    def covers(self, region_code: str, regions: Regions) -> bool:
+        return any(r.code in self.regions for r in regions.ancestors(region_code))
+
+    def to_document(self) -> dict[str, Any]:
+        doc = self.model_dump(mode="json")
+        return {"_id": doc.pop("partner_id"), **doc}
+
+    @classmethod
+    def from_document(cls, doc: dict[str, Any]) -> Partner:
+        fields = {k: v for k, v in doc.items() if k != "_id"}
+        return cls.model_validate({**fields, "partner_id": doc["_id"]})
+
+
+class ParticipantRecord(BaseModel):
+    """The stored participation: the snapshot other services see, plus what registration needs to
+    recompute it (the enrollment basis, with the NIK masked)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    participant_id: str
+    nik_hash: str
+    version: int
+    status: ParticipantStatus
+    snapshot: Participant
+    basis: EnrollmentRequest
+    full_name: str
+    nik: str | None = Field(default=None, exclude=True, description="in memory only, to be sealed")
+    nik_sealed: str | None = None
+
+    def to_document(self) -> dict[str, Any]:
+        doc = self.model_dump(mode="json", exclude={"nik", "nik_sealed"})
+        doc["_id"] = doc.pop("participant_id")
+        return doc
+
+    @classmethod
+    def from_document(cls, doc: dict[str, Any]) -> ParticipantRecord:
+        fields = {k: v for k, v in doc.items() if k not in {"_id", "recorded_at"}}
+        return cls.model_validate({**fields, "participant_id": doc["_id"]})
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What one request led to. `key` (partner id : request id) makes the decision idempotent."""
+
+    key: str
+    outcome: CloudEvent[Any]
+    outcome_key: str
+    partner_id: str
+    participant: ParticipantRecord | None = None
+    history: dict[str, Any] | None = None
+    warnings: tuple[str, ...] = field(default=())
+
+    def to_document(self) -> dict[str, Any]:
+        return {
+            "_id": self.key,
+            "outcome": self.outcome.model_dump_json(),
+            "outcome_key": self.outcome_key,
+            "partner_id": self.partner_id,
+            "participant": None if self.participant is None else self.participant.model_dump(mode="json"),
+            "history": self.history,
+            "warnings": list(self.warnings),
+        }
+
+    @classmethod
+    def from_document(cls, doc: dict[str, Any]) -> Decision:
+        participant = doc.get("participant")
+        return cls(
+            key=doc["_id"],
+            outcome=outcome_adapter.validate_json(doc["outcome"]),
+            outcome_key=doc["outcome_key"],
+            partner_id=doc["partner_id"],
+            participant=None if participant is None else ParticipantRecord.model_validate(participant),
+            history=doc.get("history"),
+            warnings=tuple(doc.get("warnings", ())),
+        )
+
+
+@dataclass(frozen=True)
+class Context:
+    """The facts every decision needs that do not come with the request."""
+
+    today: date
+    regions: Regions
+    nik_secret: bytes
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+def partner_id_of(source: str) -> str:
+    return source.removeprefix(PARTNER_SOURCE_PREFIX)
+
+
+def request_key(partner_id: str, request_id: str) -> str:
+    return f"{partner_id}:{request_id}"
+
+
+def participant_id(nik: str, segment: Segment, secret: bytes) -> str:
+    return f"{nik_hash(nik, secret)}:{segment.value}"
+
+
+def nik_of(event: RequestEvent) -> str:
+    data = event.data
+    return data.worker.nik if isinstance(data, EnrollmentRequest) else data.nik
+
+
+def _rejected(
+    event: RequestEvent, ctx: Context, violations: list[Violation], region: str | None = None
+) -> Decision:
+    partner = partner_id_of(event.source)
+    nik = nik_of(event)
+    hashed = nik_hash(nik, ctx.nik_secret)
+    data = event.data
+    region_code = region or (data.region_code if isinstance(data, EnrollmentRequest) else None)
+    outcome = RequestRejected(
+        source=SOURCE,
+        subject=data.request_id,
+        time=ctx.now,
+        data=Rejected(
+            request_id=data.request_id,
+            partner_id=partner,
+            request_event_id=event.id,
+            action=data.action,
+            reasons=[v.to_rejection() for v in violations],
+            region_code=region_code if region_code in ctx.regions else None,
+            segment=data.segment,
+            nik_masked=mask_nik(nik),
+            nik_hash=hashed,
+        ),
+    )
+    return Decision(request_key(partner, data.request_id), outcome, hashed, partner)
+
+
+def _authority(
+    partner: Partner | None, region_code: str, request: RequestEvent, ctx: Context
+) -> list[Violation]:
+    """What the partner may not submit. An unknown or inactive partner may submit nothing."""
+    if partner is None or not partner.active:
+        return [Violation(ReasonCode.PARTNER_UNKNOWN, "source", partner_id_of(request.source))]
+    found: list[Violation] = []
+    if region_code not in ctx.regions or not partner.covers(region_code, ctx.regions):
+        found.append(Violation(ReasonCode.PARTNER_REGION_NOT_ALLOWED, "region_code", region_code))
+    if request.data.segment not in partner.segments:
+        found.append(Violation(ReasonCode.PARTNER_SEGMENT_NOT_ALLOWED, "segment", request.data.segment.value))
+    basis = request.data
+    if isinstance(basis, EnrollmentRequest) and basis.funding_source not in partner.funding_sources:
+        found.append(
+            Violation(ReasonCode.PARTNER_FUNDING_NOT_ALLOWED, "funding_source", basis.funding_source.value)
+        )
+    return found
+
+
+def _snapshot(
+    basis: EnrollmentRequest, pid: str, hashed: str, status: ParticipantStatus, ctx: Context
+) -> Participant:
+    on = max(ctx.today, basis.coverage_start)
+    worker = basis.worker
+    region = ctx.regions.get(basis.region_code)
+    province = region.parent_code if region is not None and region.parent_code else basis.region_code[:2]
+    contact = None
+    if worker.contact_consent and (worker.phone or worker.email):
+        contact = Contact(phone=worker.phone, email=worker.email)
+    return Participant(
+        participant_id=pid,
+        nik_hash=hashed,
+        nik_masked=mask_nik(worker.nik),
+        status=status,
+        region_code=basis.region_code,
+        province_code=province if province != NATIONAL_CODE else basis.region_code[:2],
+        kecamatan_code=worker.domicile_kecamatan,
+        segment=basis.segment,
+        category=basis.category,
+        programs=sorted(set(basis.programs)),
+        funding_source=basis.funding_source,
+        contributions=calculate(basis, on),
+        sex=worker.sex,
+        age_band=age_band(worker.birth_date, ctx.today),
+        employer_registration_number=basis.employer.registration_number if basis.employer else None,
+        coverage_start=basis.coverage_start,
+        contact=contact,
+    )
+
+
+def _masked_basis(basis: EnrollmentRequest) -> EnrollmentRequest:
+    """The basis as stored: everything but the NIK, which is kept sealed elsewhere."""
+    worker = basis.worker.model_copy(update={"nik": mask_nik(basis.worker.nik)})
+    return basis.model_copy(update={"worker": worker})
+
+
+def _with_nik(basis: EnrollmentRequest, nik: str) -> EnrollmentRequest:
+    return basis.model_copy(update={"worker": basis.worker.model_copy(update={"nik": nik})})
+
+
+def _history(
+    decision_key: str, record: ParticipantRecord, event: RequestEvent, ctx: Context
+) -> dict[str, Any]:
+    """Who changed what, when, from which request. No NIK: the participant id is the link."""
+    return {
+        "_id": decision_key,
+        "participant_id": record.participant_id,
+        "version": record.version,
+        "action": event.data.action.value,
+        "status": record.status.value,
+        "partner_id": partner_id_of(event.source),
+        "request_id": event.data.request_id,
+        "request_event_id": event.id,
+        "requested_at": event.time.isoformat(),
+        "decided_at": ctx.now.isoformat(),
+        "snapshot": json.loads(record.snapshot.model_dump_json()),
+    }
+
+
+def _accept(
+    event: RequestEvent,
+    record: ParticipantRecord,
+    outcome: CloudEvent[Any],
+    ctx: Context,
+    warnings: list[Violation],
+) -> Decision:
+    partner = partner_id_of(event.source)
+    key = request_key(partner, event.data.request_id)
+    return Decision(
+        key=key,
+        outcome=outcome,
+        outcome_key=record.nik_hash,
+        partner_id=partner,
+        participant=record,
+        history=_history(key, record, event, ctx),
+        warnings=tuple(w.code.value for w in warnings),
+    )
+
+
+def _base(event: RequestEvent, version: int) -> dict[str, Any]:
+    return {
+        "request_id": event.data.request_id,
+        "partner_id": partner_id_of(event.source),
+        "request_event_id": event.id,
+        "version": version,
+    }
+
+
+def _enroll(
+    event: EnrollmentRequested, partner: Partner | None, current: ParticipantRecord | None, ctx: Context
+) -> Decision:
+    basis = event.data
+    assessment = assess_enrollment(basis, ctx.today, ctx.regions)
+    errors = _authority(partner, basis.region_code, event, ctx) + list(assessment.violations)
+    if not errors:
+        transition = check_transition(RequestAction.ENROLL, current.status if current else None)
+        errors = [transition] if transition else []
+    if errors:
+        return _rejected(event, ctx, errors)
+    pid = participant_id(basis.worker.nik, basis.segment, ctx.nik_secret)
+    hashed = nik_hash(basis.worker.nik, ctx.nik_secret)
+    # Enrolling a terminated participation again starts new terms on the same record.
+    version = 1 if current is None else current.version + 1
+    record = ParticipantRecord(
+        participant_id=pid,
+        nik_hash=hashed,
+        version=version,
+        status=ParticipantStatus.ACTIVE,
+        snapshot=_snapshot(basis, pid, hashed, ParticipantStatus.ACTIVE, ctx),
+        basis=_masked_basis(basis),
+        full_name=basis.worker.full_name,
+        nik=basis.worker.nik,
+    )
+    outcome = ParticipantRegistered(
+        source=SOURCE,
+        subject=pid,
+        time=ctx.now,
+        data=Registered(**_base(event, version), participant=record.snapshot),
+    )
+    return _accept(event, record, outcome, ctx, list(assessment.warnings))
+
+
+def _existing(
+    event: UpdateRequested | TerminationRequested | ReactivationRequested,
+    partner: Partner | None,
+    current: ParticipantRecord | None,
+    ctx: Context,
+) -> list[Violation]:
+    """Authority over the participation as it stands, then whether the action fits its state."""
+    if partner is None or not partner.active:
+        return [Violation(ReasonCode.PARTNER_UNKNOWN, "source", partner_id_of(event.source))]
+    if current is not None:
+        errors = _authority(partner, current.snapshot.region_code, event, ctx)
+        if errors:
+            return errors
+    transition = check_transition(event.data.action, current.status if current else None)
+    return [transition] if transition else []
+
+
+def _update(
+    event: UpdateRequested, partner: Partner | None, current: ParticipantRecord | None, ctx: Context
+) -> Decision:
+    region = current.snapshot.region_code if current else None
+    errors = _existing(event, partner, current, ctx)
+    if errors or current is None:
+        return _rejected(event, ctx, errors, region)
+    terms = _with_nik(current.basis, event.data.nik)
+    errors = validate_update(event.data, ctx.today, ctx.regions, current=terms)
+    if errors:
+        return _rejected(event, ctx, errors, region)
+    basis = apply_update(terms, event.data)
+    version = current.version + 1
+    snapshot = _snapshot(basis, current.participant_id, current.nik_hash, ParticipantStatus.ACTIVE, ctx)
+    record = current.model_copy(
+        update={"version": version, "snapshot": snapshot, "basis": _masked_basis(basis)}
+    )
+    outcome = ParticipantUpdated(
+        source=SOURCE,
+        subject=current.participant_id,
+        time=ctx.now,
+        data=Updated(**_base(event, version), participant=snapshot, previous=current.snapshot),
+    )
+    return _accept(event, record, outcome, ctx, [])
+
+
+def _terminate(
+    event: TerminationRequested, partner: Partner | None, current: ParticipantRecord | None, ctx: Context
+) -> Decision:
+    region = current.snapshot.region_code if current else None
+    errors = _existing(event, partner, current, ctx)
+    if not errors and current is not None:
+        errors = validate_termination(event.data, ctx.today, ctx.regions, current=current.basis)
+    if errors or current is None:
+        return _rejected(event, ctx, errors, region)
+    version = current.version + 1
+    snapshot = current.snapshot.model_copy(update={"status": ParticipantStatus.TERMINATED})
+    record = current.model_copy(
+        update={"version": version, "status": ParticipantStatus.TERMINATED, "snapshot": snapshot}
+    )
+    outcome = ParticipantTerminated(
+        source=SOURCE,
+        subject=current.participant_id,
+        time=ctx.now,
+        data=Terminated(
+            **_base(event, version), participant=snapshot, previous=current.snapshot, reason=event.data.reason
+        ),
+    )
+    return _accept(event, record, outcome, ctx, [])
+
+
+def _reactivate(
+    event: ReactivationRequested, partner: Partner | None, current: ParticipantRecord | None, ctx: Context
+) -> Decision:
+    region = current.snapshot.region_code if current else None
+    errors = _existing(event, partner, current, ctx)
+    if not errors:
+        errors = validate_reactivation(event.data, ctx.today, ctx.regions)
+    if errors or current is None:
+        return _rejected(event, ctx, errors, region)
+    version = current.version + 1
+    # The participation resumes on its previous terms, at today's rates.
+    basis = _with_nik(current.basis, event.data.nik)
+    snapshot = _snapshot(basis, current.participant_id, current.nik_hash, ParticipantStatus.ACTIVE, ctx)
+    record = current.model_copy(
+        update={"version": version, "status": ParticipantStatus.ACTIVE, "snapshot": snapshot}
+    )
+    outcome = ParticipantReactivated(
+        source=SOURCE,
+        subject=current.participant_id,
+        time=ctx.now,
+        data=Reactivated(**_base(event, version), participant=snapshot, previous=current.snapshot),
+    )
+    return _accept(event, record, outcome, ctx, [])
+
+
+def decide(
+    event: RequestEvent, partner: Partner | None, current: ParticipantRecord | None, ctx: Context
+) -> Decision:
+    """The one entry point: route by request kind."""
+    match event:
+        case EnrollmentRequested():
+            return _enroll(event, partner, current, ctx)
+        case UpdateRequested():
+            return _update(event, partner, current, ctx)
+        case TerminationRequested():
+            return _terminate(event, partner, current, ctx)
+        case ReactivationRequested():
+            return _reactivate(event, partner, current, ctx)
+
+
+def schema_rejection(  # noqa: PLR0913 - the facts salvaged from an unreadable request
+    *,
+    event_id: str,
+    partner_id: str,
+    request_id: str,
+    code: ReasonCode,
+    detail: str,
+    ctx: Context,
+    action: RequestAction | None = None,
+) -> Decision:
+    """A request that is readable enough to answer (partner and request id known) but not valid."""
+    outcome = RequestRejected(
+        source=SOURCE,
+        subject=request_id,
+        time=ctx.now,
+        data=Rejected(
+            request_id=request_id,
+            partner_id=partner_id,
+            request_event_id=event_id,
+            action=action,
+            reasons=[Violation(code, None, detail).to_rejection()],
+        ),
+    )
+    return Decision(request_key(partner_id, request_id), outcome, partner_id, partner_id)
+
+
+# Re-exported for the handler: the outcome base is part of what a decision carries.
+__all__ = [
+    "Context",
+    "Decision",
+    "OutcomeBase",
+    "ParticipantRecord",
+    "Partner",
+    "RequestEvent",
+    "decide",
+    "nik_of",
+    "participant_id",
+    "partner_id_of",
+    "request_key",
+    "schema_rejection",
+]

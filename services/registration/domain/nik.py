@@ -1,0 +1,143 @@
+"""The NIK (Nomor Induk Kependudukan): 16 digits, `PP KK CC DDMMYY SSSS`.
+
+- `PP KK CC`: province, regency/city and kecamatan of first registration (Kemendagri codes). The prefix keeps
+  the region of first issue, so after a region split it may name a code that no longer exists: that is a
+  warning (`NIK_REGION_UNKNOWN`), never a reason to reject on its own.
+- `DDMMYY`: birth date; women have 40 added to the day (41-71). The two-digit year takes the most recent
+  century that puts the date on or before `today`.
+- `SSSS`: serial from 0001.
+
+The parser never keeps the NIK itself: a parsed value may be logged or shown, the NIK may not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import TYPE_CHECKING
+
+from services.registration.domain.violations import Violation
+from shared.events import Sex
+from shared.reasons import ReasonCode
+
+if TYPE_CHECKING:
+    from shared.regions import Regions
+
+NIK_DIGITS = 16
+FEMALE_DAY_OFFSET = 40  # women's birth day is stored as day + 40
+
+_PARTS = (("region", slice(0, 6)), ("birth date", slice(6, 12)), ("serial", slice(12, 16)))
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedNik:
+    """What a valid NIK says about its holder; codes are dotted Kemendagri codes (`32.71.01`)."""
+
+    province_code: str
+    regency_city_code: str
+    kecamatan_code: str
+    birth_date: date
+    sex: Sex
+    serial: int
+    warnings: tuple[Violation, ...] = ()
+
+    def matches_birth_date(self, stated: date) -> bool:
+        """Day, month and two-digit year agree.
+
+        The century inside a NIK is only inferred, so a worker born in 1925 has a NIK that reads as 2025; the
+        stated birth date settles the century and is what age rules use.
+        """
+        bd = self.birth_date
+        return (bd.day, bd.month, bd.year % 100) == (stated.day, stated.month, stated.year % 100)
+
+
+def _is_ascii_digits(text: str) -> bool:
+    # str.isdigit alone accepts superscripts and other scripts' digits, which are no NIK digits.
+    return text.isascii() and text.isdigit()
+
+
+def _birth_date(ddmmyy: str, today: date) -> tuple[date, Sex] | str:
+    """The birth date and sex, or a language-neutral description of what is wrong (never the value)."""
+    day, month, yy = int(ddmmyy[0:2]), int(ddmmyy[2:4]), int(ddmmyy[4:6])
+    sex = Sex.MALE
+    if day > FEMALE_DAY_OFFSET:
+        day -= FEMALE_DAY_OFFSET
+        sex = Sex.FEMALE
+    if not 1 <= day <= 31:
+        return "day out of range"
+    if not 1 <= month <= 12:
+        return "month out of range"
+    century = today.year - today.year % 100
+    for year in (century + yy, century - 100 + yy):
+        try:
+            born = date(year, month, day)
+        except ValueError:
+            continue  # 29 February may exist in one century and not in the other (2000 vs 1900)
+        if born <= today:
+            return born, sex
+    return "no such date in the past"
+
+
+def parse_nik(
+    nik: str, today: date, regions: Regions, *, field: str = "worker.nik"
+) -> ParsedNik | list[Violation]:
+    """Parse a NIK, or list every part that is invalid (`field` names the request field in the findings).
+
+    An invalid NIK yields violations only; a valid one yields a `ParsedNik` whose `warnings` record an
+    unknown region prefix.
+    """
+    violations: list[Violation] = []
+    if len(nik) != NIK_DIGITS:
+        violations.append(Violation(ReasonCode.NIK_LENGTH, field, f"{len(nik)} characters, expected 16"))
+    if not _is_ascii_digits(nik):
+        bad_parts = [name for name, part in _PARTS if nik[part] and not _is_ascii_digits(nik[part])]
+        detail = ", ".join(bad_parts) if len(nik) == NIK_DIGITS else None
+        violations.append(Violation(ReasonCode.NIK_NOT_DIGITS, field, detail))
+    if violations:
+        return violations
+
+    born = _birth_date(nik[6:12], today)
+    if isinstance(born, str):
+        violations.append(Violation(ReasonCode.NIK_BIRTH_DATE_INVALID, field, born))
+    serial = int(nik[12:16])
+    if serial == 0:
+        violations.append(Violation(ReasonCode.NIK_SERIAL_ZERO, field))
+    if isinstance(born, str) or violations:
+        return violations
+
+    birth_date, sex = born
+    province = nik[0:2]
+    regency_city = f"{province}.{nik[2:4]}"
+    kecamatan = f"{regency_city}.{nik[4:6]}"
+    return ParsedNik(
+        province_code=province,
+        regency_city_code=regency_city,
+        kecamatan_code=kecamatan,
+        birth_date=birth_date,
+        sex=sex,
+        serial=serial,
+        warnings=_region_warnings(province, regency_city, kecamatan, regions, field),
+    )
+
+
+def _region_warnings(
+    province: str, regency_city: str, kecamatan: str, regions: Regions, field: str
+) -> tuple[Violation, ...]:
+    found = regions.get(kecamatan)
+    if found is not None and found.level == "kecamatan":
+        return ()
+    # Name the widest level that is unknown: that is where the split (or the typo) happened.
+    if province not in regions:
+        unknown = f"province {province}"
+    elif regency_city not in regions:
+        unknown = f"regency/city {regency_city}"
+    else:
+        unknown = f"kecamatan {kecamatan}"
+    return (Violation(ReasonCode.NIK_REGION_UNKNOWN, field, unknown),)
+
+
+def format_nik(kecamatan_code: str, birth_date: date, sex: Sex, serial: int) -> str:
+    """The NIK that encodes these facts: the inverse of `parse_nik`, for tests and synthetic requests."""
+    day = birth_date.day + (FEMALE_DAY_OFFSET if sex is Sex.FEMALE else 0)
+    region = kecamatan_code.replace(".", "")
+    return f"{region}{day:02d}{birth_date.month:02d}{birth_date.year % 100:02d}{serial:04d}"

@@ -1,0 +1,526 @@
+"""Enrollment rules: every reason a partner's request cannot be accepted, found in one pass.
+
+Each validator returns all violations, not the first, so a partner fixes a request once. The rules take
+`today` and the region reference as parameters; they read no clock, no database and no broker. Figures that
+come from regulations (rates, the program table, the BPU minimum income) are read from `rates.toml` through
+`contributions.RateTable`; limits that are policy choices are in `Limits`.
+
+Decisions worth knowing:
+- An invalid NIK is reported part by part, and the checks of the NIK against the stated birth date and sex
+  are skipped until it is valid (they would only repeat the same problem).
+- The NIK's two-digit year leaves the century open, so the stated birth date is compared on day, month and
+  two-digit year, and age rules use the stated date.
+- A domicile kecamatan outside the responsible regency/city is a warning (`KECAMATAN_NOT_IN_REGION`), not a
+  rejection: commuting across a regency border is ordinary (a city's non-ASN staff living in the
+  neighbouring kabupaten), and refusing them would leave workers uncovered. The registration service records
+  the warning; reporting rolls the participant up under `region_code`.
+- Ages are taken on the coverage start (or the update's effective date). There is no general upper age
+  limit, as DOMAIN.md names none (`Limits.maximum_age` can set one); JKP is open only to a worker under 54
+  at registration (PP 37/2021), reported as `AGE_ABOVE_LIMIT` on `programs`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from services.registration.domain.age import age_on
+from services.registration.domain.contributions import RateNotInForceError, RateTable, load_rate_table
+from services.registration.domain.nik import ParsedNik, parse_nik
+from services.registration.domain.violations import Violation
+from shared.events import (
+    Category,
+    EmployerSize,
+    EnrollmentRequest,
+    FundingSource,
+    ParticipantStatus,
+    Program,
+    ReactivationRequest,
+    RequestAction,
+    Segment,
+    TerminationRequest,
+    UpdateRequest,
+)
+from shared.reasons import ReasonCode
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from datetime import date
+
+    from services.registration.domain.contributions import ProgramRule
+    from shared.regions import Regions
+
+R = ReasonCode
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Limits that are policy rather than regulation, kept together so a deployment can change them."""
+
+    #: Working age (usia kerja) at coverage start; BPS counts the working-age population from 15.
+    minimum_working_age: int = 15
+    #: The oldest age accepted for enrollment; None because no regulation in DOMAIN.md sets one.
+    maximum_age: int | None = None
+    #: JKP only for a worker under this age at registration (PP 37/2021 art. 4).
+    jkp_age_limit: int = 54
+    #: How far before today a coverage start or an effective date may lie (partners batch late).
+    max_backdate_days: int = 31
+    #: How far after today a coverage start or an effective date may lie.
+    max_future_days: int = 92
+    #: Terminations are often reported late (a death, a resignation found at month end): allow a year.
+    termination_max_backdate_days: int = 366
+
+
+DEFAULT_LIMITS = Limits()
+
+#: Which categories belong to which segment.
+CATEGORIES: dict[Segment, frozenset[Category]] = {
+    Segment.PU: frozenset({Category.FORMAL_EMPLOYEE, Category.NON_ASN_STAFF}),
+    Segment.BPU: frozenset({Category.INFORMAL, Category.VULNERABLE}),
+    Segment.JAKON: frozenset({Category.CONSTRUCTION}),
+    Segment.PMI: frozenset({Category.MIGRANT}),
+}
+
+_PUBLIC_FUNDERS = frozenset(
+    {FundingSource.APBD, FundingSource.APBN, FundingSource.APBDES, FundingSource.CSR, FundingSource.ZAKAT}
+)
+
+#: Funding sources allowed per segment and category (sumber pendanaan iuran):
+#:
+#: | segment | category        | allowed                                   |
+#: |---------|-----------------|-------------------------------------------|
+#: | PU      | FORMAL_EMPLOYEE | EMPLOYER                                  |
+#: | PU      | NON_ASN_STAFF   | EMPLOYER, APBD (the region is the employer) |
+#: | BPU     | INFORMAL        | SELF                                      |
+#: | BPU     | VULNERABLE      | SELF, APBD, APBN, APBDES, CSR, ZAKAT      |
+#: | JAKON   | CONSTRUCTION    | EMPLOYER (the contractor)                 |
+#: | PMI     | MIGRANT         | SELF, EMPLOYER (the placement agency)     |
+#:
+#: Public budgets and charity pay only for vulnerable workers (pekerja rentan, Inpres 2/2021) and, through
+#: APBD, for a region's own non-ASN staff. The request cannot show that a non-ASN worker's employer is the
+#: government of `region_code`; the registration service checks that the partner may act for the region.
+FUNDING: dict[tuple[Segment, Category], frozenset[FundingSource]] = {
+    (Segment.PU, Category.FORMAL_EMPLOYEE): frozenset({FundingSource.EMPLOYER}),
+    (Segment.PU, Category.NON_ASN_STAFF): frozenset({FundingSource.EMPLOYER, FundingSource.APBD}),
+    (Segment.BPU, Category.INFORMAL): frozenset({FundingSource.SELF}),
+    (Segment.BPU, Category.VULNERABLE): frozenset({FundingSource.SELF, *_PUBLIC_FUNDERS}),
+    (Segment.JAKON, Category.CONSTRUCTION): frozenset({FundingSource.EMPLOYER}),
+    (Segment.PMI, Category.MIGRANT): frozenset({FundingSource.SELF, FundingSource.EMPLOYER}),
+}
+
+#: JKP needs these programs too (PP 37/2021 art. 4), plus JP where the employer is medium or large.
+JKP_PREREQUISITES = frozenset({Program.JKK, Program.JKM, Program.JHT})
+_JKP_NEEDS_JP = frozenset({EmployerSize.MEDIUM, EmployerSize.LARGE})
+
+
+@dataclass(frozen=True, slots=True)
+class Assessment:
+    """The outcome of the enrollment rules: violations reject, warnings are recorded with the participant."""
+
+    violations: tuple[Violation, ...]
+    warnings: tuple[Violation, ...]
+    nik: ParsedNik | None
+
+    @property
+    def accepted(self) -> bool:
+        return not self.violations
+
+
+# --- Enrollment --------------------------------------------------------------------------------------------
+
+
+def assess_enrollment(
+    request: EnrollmentRequest,
+    today: date,
+    regions: Regions,
+    *,
+    limits: Limits = DEFAULT_LIMITS,
+    rates: RateTable | None = None,
+) -> Assessment:
+    """Every violation and warning of an enrollment request, in the order of the request's fields."""
+    table = rates if rates is not None else load_rate_table()
+    worker = request.worker
+    found: list[Violation] = []
+
+    parsed = parse_nik(worker.nik, today, regions)
+    if isinstance(parsed, ParsedNik):
+        found.extend(parsed.warnings)
+        if not parsed.matches_birth_date(worker.birth_date):
+            found.append(Violation(R.NIK_BIRTH_DATE_MISMATCH, "worker.birth_date"))
+        if parsed.sex is not worker.sex:
+            found.append(Violation(R.NIK_SEX_MISMATCH, "worker.sex"))
+    else:
+        found.extend(parsed)
+    found.extend(_age(worker.birth_date, request.coverage_start, limits))
+    found.extend(_regions(request, regions))
+    found.extend(_category(request.segment, request.category))
+    found.extend(_terms(request, table))
+    employer_size = request.employer.size if request.employer is not None else None
+    rule = table.programs.rule(request.segment, employer_size)
+    age = age_on(worker.birth_date, request.coverage_start)
+    found.extend(_programs(rule, employer_size, request.programs, age, limits))
+    found.extend(_funding(request.segment, request.category, request.funding_source))
+    found.extend(_coverage_start(request, today, table, limits))
+
+    return Assessment(
+        violations=tuple(f for f in found if not f.is_warning),
+        warnings=tuple(f for f in found if f.is_warning),
+        nik=parsed if isinstance(parsed, ParsedNik) else None,
+    )
+
+
+def validate_enrollment(
+    request: EnrollmentRequest,
+    today: date,
+    regions: Regions,
+    *,
+    limits: Limits = DEFAULT_LIMITS,
+    rates: RateTable | None = None,
+) -> list[Violation]:
+    """Every violation of an enrollment request (warnings left out; see `assess_enrollment`)."""
+    return list(assess_enrollment(request, today, regions, limits=limits, rates=rates).violations)
+
+
+def _age(birth_date: date, on: date, limits: Limits) -> list[Violation]:
+    age = age_on(birth_date, on)
+    found: list[Violation] = []
+    if age < limits.minimum_working_age:
+        found.append(
+            Violation(R.AGE_BELOW_WORKING, "worker.birth_date", f"minimum {limits.minimum_working_age}")
+        )
+    if limits.maximum_age is not None and age > limits.maximum_age:
+        found.append(Violation(R.AGE_ABOVE_LIMIT, "worker.birth_date", f"maximum {limits.maximum_age}"))
+    return found
+
+
+def _regions(request: EnrollmentRequest, regions: Regions) -> list[Violation]:
+    found: list[Violation] = []
+    region = regions.get(request.region_code)
+    if region is None:
+        found.append(Violation(R.REGION_UNKNOWN, "region_code", request.region_code))
+    elif region.level != "regency/city":
+        found.append(
+            Violation(R.REGION_NOT_REGENCY_CITY, "region_code", f"{request.region_code} is a {region.level}")
+        )
+        region = None
+    code = request.worker.domicile_kecamatan
+    if code is not None:
+        kecamatan = regions.get(code)
+        if kecamatan is None or kecamatan.level != "kecamatan":
+            found.append(Violation(R.KECAMATAN_UNKNOWN, "worker.domicile_kecamatan", code))
+        elif region is not None and kecamatan.parent_code != region.code:
+            found.append(
+                Violation(
+                    R.KECAMATAN_NOT_IN_REGION,
+                    "worker.domicile_kecamatan",
+                    f"{code} is in {kecamatan.parent_code}",
+                )
+            )
+    return found
+
+
+def _category(segment: Segment, category: Category) -> list[Violation]:
+    if category in CATEGORIES[segment]:
+        return []
+    return [Violation(R.CATEGORY_NOT_IN_SEGMENT, "category", f"{category.value} is not in {segment.value}")]
+
+
+def _not_applicable(field: str, segment: Segment) -> Violation:
+    return Violation(R.FIELD_NOT_APPLICABLE, field, f"{field} does not apply to {segment.value}")
+
+
+def _terms(request: EnrollmentRequest, table: RateTable) -> list[Violation]:
+    """The figures the contribution is computed from: each segment needs its own and no other's."""
+    return [
+        *_employer(request),
+        *_wage(request),
+        *_income(request, table),
+        *_contract(request),
+    ]
+
+
+def _employer(request: EnrollmentRequest) -> list[Violation]:
+    if request.segment in {Segment.PU, Segment.JAKON} and request.employer is None:
+        return [Violation(R.EMPLOYER_MISSING, "employer")]
+    if request.segment is Segment.BPU and request.employer is not None:
+        return [_not_applicable("employer", request.segment)]
+    return []  # PMI may name the placement agency as employer, or not
+
+
+def _wage(request: EnrollmentRequest) -> list[Violation]:
+    if request.segment is Segment.PU:
+        return [] if request.monthly_wage else [Violation(R.WAGE_MISSING, "monthly_wage")]
+    return [] if request.monthly_wage is None else [_not_applicable("monthly_wage", request.segment)]
+
+
+def _income(request: EnrollmentRequest, table: RateTable) -> list[Violation]:
+    if request.segment is Segment.BPU:
+        return _declared_income(request.declared_income, request.coverage_start, table, required=True)
+    return [] if request.declared_income is None else [_not_applicable("declared_income", request.segment)]
+
+
+def _contract(request: EnrollmentRequest) -> list[Violation]:
+    """JAKON needs the contract value; PMI the placement contract's months. JAKON may give its project's
+    months too: the project's contribution is then spread over them."""
+    segment = request.segment
+    found: list[Violation] = []
+    if segment is Segment.JAKON:
+        if not request.contract_value:
+            found.append(Violation(R.CONTRACT_VALUE_MISSING, "contract_value"))
+    elif request.contract_value is not None:
+        found.append(_not_applicable("contract_value", segment))
+    if segment is Segment.PMI:
+        if request.contract_months is None:
+            found.append(Violation(R.CONTRACT_MONTHS_MISSING, "contract_months"))
+    elif segment is not Segment.JAKON and request.contract_months is not None:
+        found.append(_not_applicable("contract_months", segment))
+    return found
+
+
+def _declared_income(income: int | None, on: date, table: RateTable, *, required: bool) -> list[Violation]:
+    if income is None:
+        return [Violation(R.INCOME_MISSING, "declared_income")] if required else []
+    try:
+        minimum = table.bpu_in_force(on).minimum_declared_income
+    except RateNotInForceError:
+        return []  # the date itself is reported as out of range
+    if income < minimum:
+        return [Violation(R.INCOME_BELOW_MINIMUM, "declared_income", f"minimum {int(minimum)}")]
+    return []
+
+
+def _programs(
+    rule: ProgramRule,
+    employer_size: EmployerSize | None,
+    programs: Sequence[Program],
+    age: int | None,
+    limits: Limits,
+) -> list[Violation]:
+    """The program table's rule for the segment (and PU employer size), then JKP's own conditions."""
+    found, missing = _program_table(rule, programs)
+    if Program.JKP in programs and Program.JKP in rule.offered:
+        found.extend(_jkp(frozenset(programs) | missing, employer_size, age, limits))
+    return found
+
+
+def _program_table(
+    rule: ProgramRule, programs: Sequence[Program]
+) -> tuple[list[Violation], frozenset[Program]]:
+    """Findings in the table's terms, and the mandatory programs found missing."""
+    chosen = frozenset(programs)
+    # One finding per repeated program, however often it repeats.
+    repeated = {p for i, p in enumerate(programs) if p in programs[:i]}
+    found = [Violation(R.PROGRAM_DUPLICATE, "programs", p.value) for p in Program if p in repeated]
+    found.extend(
+        Violation(R.PROGRAM_NOT_OFFERED, "programs", p.value)
+        for p in Program
+        if p in chosen and p not in rule.offered
+    )
+    missing = frozenset(p for p in Program if p in rule.mandatory and p not in chosen)
+    found.extend(Violation(R.PROGRAM_MANDATORY_MISSING, "programs", p.value) for p in Program if p in missing)
+    return found, missing
+
+
+def _jkp(
+    reported: frozenset[Program], employer_size: EmployerSize | None, age: int | None, limits: Limits
+) -> list[Violation]:
+    """JKP (PP 37/2021 art. 4): under 54 at registration, and enrolled in its prerequisite programs.
+
+    `reported` holds the chosen programs and those already reported as missing, so that a prerequisite that
+    is mandatory anyway is not reported twice.
+    """
+    found: list[Violation] = []
+    if age is not None and age >= limits.jkp_age_limit:
+        found.append(Violation(R.AGE_ABOVE_LIMIT, "programs", f"JKP: under {limits.jkp_age_limit}"))
+    needed = JKP_PREREQUISITES | ({Program.JP} if employer_size in _JKP_NEEDS_JP else frozenset())
+    lacking = [p.value for p in Program if p in needed and p not in reported]
+    if lacking:
+        found.append(Violation(R.JKP_PREREQUISITE_MISSING, "programs", ", ".join(lacking)))
+    return found
+
+
+def _funding(segment: Segment, category: Category, funding: FundingSource) -> list[Violation]:
+    allowed = FUNDING.get((segment, category))
+    if allowed is None:
+        # The category is wrong for the segment (reported already): accept what any category of it allows.
+        allowed = frozenset().union(*(FUNDING[(segment, c)] for c in CATEGORIES[segment]))
+    if funding in allowed:
+        return []
+    return [
+        Violation(
+            R.FUNDING_NOT_ALLOWED, "funding_source", f"{funding.value} for {segment.value}/{category.value}"
+        )
+    ]
+
+
+def _window(on: date, today: date, back_days: int, ahead_days: int) -> str | None:
+    earliest, latest = today - timedelta(days=back_days), today + timedelta(days=ahead_days)
+    if earliest <= on <= latest:
+        return None
+    return f"allowed {earliest.isoformat()} to {latest.isoformat()}"
+
+
+def _coverage_start(
+    request: EnrollmentRequest, today: date, table: RateTable, limits: Limits
+) -> list[Violation]:
+    outside = _window(request.coverage_start, today, limits.max_backdate_days, limits.max_future_days)
+    if outside is not None:
+        return [Violation(R.COVERAGE_START_INVALID, "coverage_start", outside)]
+    if not table.in_force_for(request.segment, request.programs, request.coverage_start):
+        return [Violation(R.COVERAGE_START_INVALID, "coverage_start", "no contribution rates in force")]
+    return []
+
+
+# --- Changes to a participation ----------------------------------------------------------------------------
+
+
+def _nik_violations(nik: str, today: date, regions: Regions) -> list[Violation]:
+    # The region warning was recorded at enrollment; a change request only needs a well-formed NIK to find
+    # the participant by.
+    parsed = parse_nik(nik, today, regions, field="nik")
+    return [] if isinstance(parsed, ParsedNik) else parsed
+
+
+def _effective_date(
+    effective: date, today: date, back_days: int, limits: Limits, current: EnrollmentRequest | None
+) -> list[Violation]:
+    outside = _window(effective, today, back_days, limits.max_future_days)
+    if outside is not None:
+        return [Violation(R.EFFECTIVE_DATE_INVALID, "effective_date", outside)]
+    if current is not None and effective < current.coverage_start:
+        return [Violation(R.EFFECTIVE_DATE_INVALID, "effective_date", "before the coverage start")]
+    return []
+
+
+def validate_update(  # noqa: PLR0913 - the options are keyword-only with defaults; an options object would hide them
+    request: UpdateRequest,
+    today: date,
+    regions: Regions,
+    *,
+    current: EnrollmentRequest | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+    rates: RateTable | None = None,
+) -> list[Violation]:
+    """Every violation of an update request.
+
+    Without `current` (the participation's terms as they stand) only the request's own content is checked;
+    with it, the program table uses the employer's size, JKP the worker's age, and the effective date must
+    not precede the coverage start.
+    """
+    table = rates if rates is not None else load_rate_table()
+    segment = request.segment
+    found = _nik_violations(request.nik, today, regions)
+    changes = (
+        request.monthly_wage,
+        request.declared_income,
+        request.programs,
+        request.phone,
+        request.email,
+        request.contact_consent,
+    )
+    if all(change is None for change in changes):
+        found.append(Violation(R.UPDATE_EMPTY))
+
+    if request.monthly_wage is not None:
+        if segment is not Segment.PU:
+            found.append(_not_applicable("monthly_wage", segment))
+        elif request.monthly_wage == 0:
+            found.append(Violation(R.WAGE_MISSING, "monthly_wage"))
+    if request.declared_income is not None:
+        if segment is not Segment.BPU:
+            found.append(_not_applicable("declared_income", segment))
+        else:
+            found.extend(
+                _declared_income(request.declared_income, request.effective_date, table, required=False)
+            )
+    if request.programs is not None:
+        employer = current.employer if current is not None else None
+        size = employer.size if employer is not None else None
+        age = age_on(current.worker.birth_date, request.effective_date) if current is not None else None
+        rule = table.programs.rule(segment, size)
+        found.extend(_programs(rule, size, request.programs, age, limits))
+    found.extend(_effective_date(request.effective_date, today, limits.max_backdate_days, limits, current))
+    return found
+
+
+def validate_termination(
+    request: TerminationRequest,
+    today: date,
+    regions: Regions,
+    *,
+    current: EnrollmentRequest | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+) -> list[Violation]:
+    """Every violation of a termination request; terminations may be backdated further than enrollments."""
+    found = _nik_violations(request.nik, today, regions)
+    found.extend(
+        _effective_date(request.effective_date, today, limits.termination_max_backdate_days, limits, current)
+    )
+    return found
+
+
+def validate_reactivation(
+    request: ReactivationRequest,
+    today: date,
+    regions: Regions,
+    *,
+    limits: Limits = DEFAULT_LIMITS,
+) -> list[Violation]:
+    """Every violation of a reactivation request (the participation resumes on its previous terms)."""
+    found = _nik_violations(request.nik, today, regions)
+    found.extend(_effective_date(request.effective_date, today, limits.max_backdate_days, limits, None))
+    return found
+
+
+def apply_update(current: EnrollmentRequest, update: UpdateRequest) -> EnrollmentRequest:
+    """The participation's terms after an update: fields the update leaves out stay as they are.
+
+    Contributions after the change are `calculate(apply_update(current, update), update.effective_date)`.
+    """
+    worker_changes = {
+        name: value
+        for name, value in (
+            ("phone", update.phone),
+            ("email", update.email),
+            ("contact_consent", update.contact_consent),
+        )
+        if value is not None
+    }
+    changes: dict[str, object] = {
+        name: value
+        for name, value in (
+            ("monthly_wage", update.monthly_wage),
+            ("declared_income", update.declared_income),
+            ("programs", list(update.programs) if update.programs is not None else None),
+        )
+        if value is not None
+    }
+    if worker_changes:
+        changes["worker"] = current.worker.model_copy(update=worker_changes)
+    return current.model_copy(update=changes)
+
+
+def check_transition(action: RequestAction, status: ParticipantStatus | None) -> Violation | None:
+    """Whether an action fits the participation's state (None: no participation in this segment yet).
+
+    | action     | none    | ACTIVE         | TERMINATED     |
+    |------------|---------|----------------|----------------|
+    | ENROLL     | ok      | ALREADY_ACTIVE | ok (new terms) |
+    | UPDATE     | UNKNOWN | ok             | NOT_ACTIVE     |
+    | TERMINATE  | UNKNOWN | ok             | NOT_ACTIVE     |
+    | REACTIVATE | UNKNOWN | ALREADY_ACTIVE | ok             |
+
+    Enrolling a terminated participant again is allowed because a new job comes with new terms, which a
+    reactivation (previous terms) cannot carry.
+    """
+    field = "worker.nik" if action is RequestAction.ENROLL else "nik"
+    if status is None:
+        return None if action is RequestAction.ENROLL else Violation(R.PARTICIPANT_UNKNOWN, field)
+    if status is ParticipantStatus.ACTIVE:
+        if action in {RequestAction.ENROLL, RequestAction.REACTIVATE}:
+            return Violation(R.PARTICIPANT_ALREADY_ACTIVE, field)
+        return None
+    if action in {RequestAction.UPDATE, RequestAction.TERMINATE}:
+        return Violation(R.PARTICIPANT_NOT_ACTIVE, field)
+    return None

@@ -1,0 +1,208 @@
+"""Intake: a batch of partner requests in, one outcome per request out, offsets committed last.
+
+For throughput the batch is handled as a whole: one read of the request log, one of the participants, one of
+the partners; decisions taken in order in memory (so an enrollment and an update of one worker in the same
+batch see each other); then one bulk write per collection and one keyed publish per outcome, awaited
+together. The steps are ordered for crash safety (see store.py): log, apply, publish, mark, commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from pydantic import ValidationError
+
+from services.registration.domain.decisions import (
+    Context,
+    Decision,
+    ParticipantRecord,
+    RequestEvent,
+    decide,
+    nik_of,
+    participant_id,
+    partner_id_of,
+    request_key,
+    schema_rejection,
+)
+from shared.events import CloudEvent, DeadLetterRecorded, RequestAction, partner_request_adapter
+from shared.messaging import dead_letter, encode
+from shared.privacy import scrub
+from shared.reasons import ReasonCode
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from aiokafka import ConsumerRecord
+    from faststream.kafka import KafkaBroker
+
+    from services.registration.settings import RegistrationSettings
+    from services.registration.store import MongoRegistrationStore
+    from shared.crypto import Sealer
+
+log = structlog.get_logger("registration")
+
+KNOWN_TYPES = {
+    "id.lindungi.enrollment.requested": RequestAction.ENROLL,
+    "id.lindungi.update.requested": RequestAction.UPDATE,
+    "id.lindungi.termination.requested": RequestAction.TERMINATE,
+    "id.lindungi.reactivation.requested": RequestAction.REACTIVATE,
+}
+
+
+@dataclass
+class Intake:
+    """Everything a batch needs, created once in the app's lifespan."""
+
+    settings: RegistrationSettings
+    store: MongoRegistrationStore
+    broker: KafkaBroker
+    sealer: Sealer
+    context: Callable[[], Context]
+
+    async def handle(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+        ctx = self.context()
+        events: list[tuple[ConsumerRecord[bytes, bytes], RequestEvent]] = []
+        answered: list[Decision] = []  # readable enough to reject without the domain
+        dead: list[DeadLetterRecorded] = []
+        for record in records:
+            outcome = self._read(record, ctx)
+            if isinstance(outcome, DeadLetterRecorded):
+                dead.append(outcome)
+            elif isinstance(outcome, Decision):
+                answered.append(outcome)
+            else:
+                events.append((record, outcome))
+
+        decisions = await self._decide([e for _, e in events], answered, ctx)
+        await self.store.record([d for d, new in decisions if new])
+        await self.store.apply([d for d, _ in decisions])
+        await self._publish([d for d, _ in decisions], dead)
+        await self.store.mark_published(sorted({d.key for d, _ in decisions}))
+        for decision, new in decisions:
+            if new:
+                log.info(
+                    "request decided",
+                    request_key=decision.key,
+                    outcome=decision.outcome.type,
+                    event_id=decision.outcome.id,
+                    warnings=list(decision.warnings),
+                )
+
+    async def _decide(
+        self, events: list[RequestEvent], answered: list[Decision], ctx: Context
+    ) -> list[tuple[Decision, bool]]:
+        """Decisions in input order, each flagged new (True) or replayed from the request log (False)."""
+        keys = [request_key(partner_id_of(e.source), e.data.request_id) for e in events]
+        keys += [d.key for d in answered]
+        recorded = await self.store.recorded(keys)
+        pids = {participant_id(nik_of(e), e.data.segment, ctx.nik_secret) for e in events}
+        current: dict[str, ParticipantRecord] = await self.store.participations(pids)
+        partners = await self.store.load_partners()
+        decided: dict[str, Decision] = {}
+        result: list[tuple[Decision, bool]] = []
+        for decision in answered:
+            if decision.key in recorded:
+                result.append((recorded[decision.key], False))
+            elif decision.key not in decided:
+                decided[decision.key] = decision
+                result.append((decision, True))
+        for event in events:
+            key = request_key(partner_id_of(event.source), event.data.request_id)
+            if key in recorded:
+                result.append((recorded[key], False))  # redelivery: same outcome, same event id
+                continue
+            if key in decided:
+                continue  # the same request twice in one batch: answered once
+            pid = participant_id(nik_of(event), event.data.segment, ctx.nik_secret)
+            decision = decide(event, partners.get(partner_id_of(event.source)), current.get(pid), ctx)
+            if decision.participant is not None:
+                current[pid] = decision.participant
+            decided[key] = decision
+            result.append((decision, True))
+        return result
+
+    def _read(
+        self, record: ConsumerRecord[bytes, bytes], ctx: Context
+    ) -> RequestEvent | Decision | DeadLetterRecorded:
+        """Decode a record; what cannot be decoded is answered (if the partner can be told) or dead-lettered."""
+        value = record.value or b""
+        if len(value) > self.settings.max_message_bytes:
+            return self._dead(
+                record, "MessageTooLarge", f"{len(value)} bytes > {self.settings.max_message_bytes}"
+            )
+        try:
+            return partner_request_adapter.validate_json(value)
+        except ValidationError as error:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                for e in error.errors(include_url=False, include_input=False)
+            )
+            return self._salvage(record, value, scrub(problems)[:1000], ctx)
+
+    def _salvage(
+        self, record: ConsumerRecord[bytes, bytes], value: bytes, problems: str, ctx: Context
+    ) -> Decision | DeadLetterRecorded:
+        """Answer a partner when the envelope names it and its request; otherwise dead-letter the bytes."""
+        try:
+            raw = json.loads(value)
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            return self._dead(record, "NotJson", str(error))
+        data = raw.get("data") if isinstance(raw, dict) else None
+        source, request_id = (
+            (raw.get("source"), data.get("request_id")) if isinstance(data, dict) else (None, None)
+        )
+        if not (isinstance(source, str) and source and isinstance(request_id, str) and request_id):
+            return self._dead(record, "SchemaInvalid", problems)
+        event_type = raw.get("type")
+        if event_type not in KNOWN_TYPES:
+            code, detail = ReasonCode.EVENT_TYPE_UNKNOWN, str(event_type)[:200]
+        elif raw.get("schemaversion", 1) != 1:
+            code, detail = ReasonCode.SCHEMA_VERSION_UNSUPPORTED, str(raw.get("schemaversion"))[:50]
+        else:
+            code, detail = ReasonCode.SCHEMA_INVALID, problems
+        event_id = (
+            raw.get("id")
+            if isinstance(raw.get("id"), str)
+            else f"{record.topic}:{record.partition}:{record.offset}"
+        )
+        return schema_rejection(
+            event_id=event_id,
+            partner_id=partner_id_of(source)[:128],
+            request_id=request_id[:128],
+            code=code,
+            detail=detail,
+            ctx=ctx,
+            action=KNOWN_TYPES.get(event_type) if isinstance(event_type, str) else None,
+        )
+
+    def _dead(self, record: ConsumerRecord[bytes, bytes], error_type: str, error: str) -> DeadLetterRecorded:
+        log.warning("dead-lettered", error_type=error_type, error=error)
+        return dead_letter(
+            record, error_type=error_type, error=error, service="registration", sealer=self.sealer
+        )
+
+    async def _publish(self, decisions: Sequence[Decision], dead: Sequence[DeadLetterRecorded]) -> None:
+        """Keyed publishes, not awaited one by one: per-key routing is kept and the producer batches them."""
+        pending: list[asyncio.Future[Any]] = []
+
+        async def send(event: CloudEvent[Any], topic: str, key: str) -> None:
+            value, headers = encode(event)
+            pending.append(
+                await self.broker.publish(value, topic, key=key.encode(), headers=headers, no_confirm=True)
+            )
+
+        for decision in decisions:
+            await send(decision.outcome, self.settings.outcomes_topic, decision.outcome_key)
+            if self.settings.partner_outcome_topics:
+                await send(
+                    decision.outcome,
+                    f"lindungi.partner.{decision.partner_id}.outcomes.v1",
+                    decision.outcome_key,
+                )
+        for letter in dead:
+            await send(letter, self.settings.dead_letters_topic, letter.subject or "")
+        await asyncio.gather(*pending)

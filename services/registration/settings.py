@@ -1,0 +1,32 @@
+"""Registration settings: `REGISTRATION_` first, then the project-wide `LINDUNGI_` prefix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from shared import topics
+from shared.settings import ServiceSettings
+
+
+class RegistrationSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="REGISTRATION_", extra="ignore", frozen=True)
+
+    mongodb_database: str = "lindungi_registration"
+    http_port: int = 8001
+    group_id: str = "lindungi-registration"
+    requests_topic: str = topics.ENROLLMENT_REQUESTS.name
+    outcomes_topic: str = topics.ENROLLMENT_OUTCOMES.name
+    dead_letters_topic: str = topics.DEAD_LETTERS.name
+    partner_outcome_topics: bool = Field(
+        default=False,
+        description="also publish each outcome to lindungi.partner.<id>.outcomes.v1 (production ACL profile)",
+    )
+    partners_seed_file: Path | None = Field(
+        default=None, description="JSON list of partners upserted at start"
+    )
+    batch_max_records: int = Field(default=500, ge=1, le=10_000)
+    batch_timeout_ms: int = Field(default=100, ge=1)
+    create_topics: bool = True
