@@ -42,8 +42,9 @@ format: .venv/.synced
 	.venv/bin/ruff check --fix .
 	.venv/bin/ruff format .
 
-schemas: .venv/.synced ## regenerate docs/schemas/ and docs/topics.md after changing an event model
+schemas: .venv/.synced ## regenerate docs/schemas/, docs/asyncapi/ and docs/topics.md after changing events or subscribers
 	$(PY) -m shared.schema_export
+	env -i PATH="$$PATH" HOME="$$HOME" $(PY) -m services.asyncapi
 	$(PY) -c 'from shared.topics import markdown_table; print("# Topic catalogue\n\nGenerated from shared/topics.py by make schemas.\n"); print(markdown_table())' > docs/topics.md
 
 up: install ## start Kafka and FerretDB natively (data in .local/)

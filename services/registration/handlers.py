@@ -78,10 +78,13 @@ class Intake:
                 events.append((record, outcome))
 
         decisions = await self._decide([e for _, e in events], answered, ctx)
-        await self.store.record([d for d, new in decisions if new])
+        taken = await self.store.record([d for d, new in decisions if new])
+        if taken:
+            # Another instance recorded some of these first (a rebalance overlap): its decisions stand.
+            winners = await self.store.recorded(taken)
+            decisions = [(winners[d.key], False) if d.key in winners else (d, new) for d, new in decisions]
         await self.store.apply([d for d, _ in decisions])
         await self._publish([d for d, _ in decisions], dead)
-        await self.store.mark_published(sorted({d.key for d, _ in decisions}))
         for decision, new in decisions:
             if new:
                 log.info(

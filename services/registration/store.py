@@ -2,11 +2,12 @@
 
 The request log is both the idempotency record (one document per partner and request id) and the outbox:
 it holds the decided outcome event and the participant state it leads to. It is written first; the
-participant and history writes that follow are idempotent replays of it (a participant write applies only
-when it moves the stored version forward; a history entry's id is its request). After a crash anywhere
-between the log write and the offset commit, redelivery finds the log entry, replays the writes and
-re-publishes the very same outcome event (same id). No multi-document transaction is needed, which
-FerretDB and a standalone MongoDB do not have.
+participant and history writes that follow replay it (an insert that meets its own earlier copy is a no-op;
+an update sets the recorded state). Offsets are committed only after the outcomes are published, so after a
+crash anywhere in between, Kafka redelivers the batch, the log answers every request in it, the writes are
+replayed and the very same outcome events (same ids) are published again. No multi-document transaction is
+needed, which FerretDB and a standalone MongoDB do not have. A partition has one consumer at a time, so a
+participation's changes are applied in order.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from pymongo import ASCENDING, AsyncMongoClient, InsertOne, UpdateOne
+from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
@@ -46,7 +47,6 @@ class MongoRegistrationStore:
     async def create_indexes(self) -> None:
         await self.participants.create_index([("nik_hash", ASCENDING)])
         await self.history.create_index([("participant_id", ASCENDING), ("version", ASCENDING)])
-        await self.requests.create_index([("published", ASCENDING)])
 
     # --- partners ----------------------------------------------------------------------------------------
 
@@ -77,68 +77,59 @@ class MongoRegistrationStore:
 
     # --- writes for a batch ------------------------------------------------------------------------------
 
-    async def record(self, decisions: Sequence[Decision]) -> None:
-        """Write the request log (outbox) for new decisions. A duplicate means another instance already did."""
+    async def record(self, decisions: Sequence[Decision]) -> set[str]:
+        """Write the request log (outbox) for new decisions; returns the keys another instance recorded first.
+
+        During a rebalance two consumers can briefly handle the same records: the first log write wins, and
+        the loser must adopt the winner's decisions instead of publishing its own.
+        """
         if not decisions:
-            return
+            return set()
         now = datetime.now(UTC)
         try:
-            await self.requests.bulk_write(
-                [InsertOne({**d.to_document(), "published": False, "recorded_at": now}) for d in decisions],
-                ordered=False,
-            )
+            await self.requests.insert_many([{**d.to_document(), "recorded_at": now} for d in decisions], ordered=False)
         except BulkWriteError as error:
             _ignore_duplicates(error)
+            return {decisions[e["index"]].key for e in error.details.get("writeErrors", [])}
+        return set()
 
     async def apply(self, decisions: Sequence[Decision]) -> None:
-        """Replay decisions onto participants and history; safe to repeat."""
-        # One write per participant: its last state in the batch, with the NIK from any state that has it
-        # (an enrollment followed by an update in one batch must not lose the sealed NIK).
+        """Replay decisions onto participants and history; safe to repeat.
+
+        FerretDB updates cost a round of SQLite work each while inserts are batched, so a participation first
+        seen in this batch is inserted, and only a change to an existing one is an update (by _id alone).
+        """
         latest: dict[str, ParticipantRecord] = {}
+        first_version: dict[str, int] = {}
         niks: dict[str, str] = {}
-        history: list[InsertOne[Document]] = []
+        history: list[Document] = []
         for decision in decisions:
-            if decision.participant is None:
-                continue
             after = decision.participant
+            if after is None:
+                continue
             latest[after.participant_id] = after
+            first_version.setdefault(after.participant_id, after.version)
             if after.nik is not None:
                 niks[after.participant_id] = after.nik
             if decision.history is not None:
-                history.append(InsertOne(decision.history))
-        participant_writes: list[UpdateOne] = []
-        for participant_id, after in latest.items():
+                history.append(decision.history)
+        inserts: list[Document] = []
+        for pid, after in latest.items():
             document = after.to_document()
-            if participant_id in niks:
+            if pid in niks:
                 # The NIK is kept only sealed; the participant id binds the ciphertext to its document.
-                document["nik_sealed"] = self._sealer.seal(
-                    niks[participant_id].encode(), participant_id.encode()
-                )
-            # Moves the stored version forward only. A stored equal or newer version makes the upsert collide
-            # on _id, which means "already applied" in a replay.
-            participant_writes.append(
-                UpdateOne(
-                    {"_id": participant_id, "version": {"$lt": after.version}},
-                    {"$set": document},
-                    upsert=True,
-                )
-            )
-        for collection, writes in ((self.participants, participant_writes), (self.history, history)):
-            if writes:
+                document["nik_sealed"] = self._sealer.seal(niks[pid].encode(), pid.encode())
+            if first_version[pid] == 1:
+                inserts.append(document)
+            else:
+                # An existing participation: $set keeps the sealed NIK of its first enrollment.
+                await self.participants.update_one({"_id": pid}, {"$set": document}, upsert=True)
+        for collection, documents in ((self.participants, inserts), (self.history, history)):
+            if documents:
                 try:
-                    await collection.bulk_write(writes, ordered=False)  # type: ignore[arg-type]
+                    await collection.insert_many(documents, ordered=False)
                 except BulkWriteError as error:
-                    _ignore_duplicates(error)
-
-    async def mark_published(self, keys: Sequence[str]) -> None:
-        if keys:
-            await self.requests.update_many({"_id": {"$in": list(keys)}}, {"$set": {"published": True}})
-
-    async def unpublished(self, limit: int = 10_000) -> list[Decision]:
-        """Outcomes recorded but not known to be published: a crash happened in between."""
-        return [
-            Decision.from_document(doc) async for doc in self.requests.find({"published": False}).limit(limit)
-        ]
+                    _ignore_duplicates(error)  # already written by an earlier attempt at this batch
 
     async def open_nik(self, participant_id: str) -> str | None:
         """The NIK in clear, for an operator's authorised export only; never logged."""

@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 NIK_DIGITS = 16
 FEMALE_DAY_OFFSET = 40  # women's birth day is stored as day + 40
 
-_PARTS = (("region", slice(0, 6)), ("birth date", slice(6, 12)), ("serial", slice(12, 16)))
+# Digit positions of the parts, as a partner counts them: the language-neutral name of a part.
+_PARTS = (("1-6", slice(0, 6)), ("7-12", slice(6, 12)), ("13-16", slice(12, 16)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,16 +58,16 @@ def _is_ascii_digits(text: str) -> bool:
 
 
 def _birth_date(ddmmyy: str, today: date) -> tuple[date, Sex] | str:
-    """The birth date and sex, or a language-neutral description of what is wrong (never the value)."""
+    """The birth date and sex, or which part of `DDMMYY` is wrong (never its value)."""
     day, month, yy = int(ddmmyy[0:2]), int(ddmmyy[2:4]), int(ddmmyy[4:6])
     sex = Sex.MALE
     if day > FEMALE_DAY_OFFSET:
         day -= FEMALE_DAY_OFFSET
         sex = Sex.FEMALE
     if not 1 <= day <= 31:
-        return "day out of range"
+        return "DD"
     if not 1 <= month <= 12:
-        return "month out of range"
+        return "MM"
     century = today.year - today.year % 100
     for year in (century + yy, century - 100 + yy):
         try:
@@ -75,7 +76,7 @@ def _birth_date(ddmmyy: str, today: date) -> tuple[date, Sex] | str:
             continue  # 29 February may exist in one century and not in the other (2000 vs 1900)
         if born <= today:
             return born, sex
-    return "no such date in the past"
+    return "DDMMYY"
 
 
 def parse_nik(
@@ -88,7 +89,7 @@ def parse_nik(
     """
     violations: list[Violation] = []
     if len(nik) != NIK_DIGITS:
-        violations.append(Violation(ReasonCode.NIK_LENGTH, field, f"{len(nik)} characters, expected 16"))
+        violations.append(Violation(ReasonCode.NIK_LENGTH, field, f"{len(nik)} ≠ 16"))
     if not _is_ascii_digits(nik):
         bad_parts = [name for name, part in _PARTS if nik[part] and not _is_ascii_digits(nik[part])]
         detail = ", ".join(bad_parts) if len(nik) == NIK_DIGITS else None
@@ -128,11 +129,11 @@ def _region_warnings(
         return ()
     # Name the widest level that is unknown: that is where the split (or the typo) happened.
     if province not in regions:
-        unknown = f"province {province}"
+        unknown = province
     elif regency_city not in regions:
-        unknown = f"regency/city {regency_city}"
+        unknown = regency_city
     else:
-        unknown = f"kecamatan {kecamatan}"
+        unknown = kecamatan
     return (Violation(ReasonCode.NIK_REGION_UNKNOWN, field, unknown),)
 
 

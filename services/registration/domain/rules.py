@@ -187,10 +187,10 @@ def _age(birth_date: date, on: date, limits: Limits) -> list[Violation]:
     found: list[Violation] = []
     if age < limits.minimum_working_age:
         found.append(
-            Violation(R.AGE_BELOW_WORKING, "worker.birth_date", f"minimum {limits.minimum_working_age}")
+            Violation(R.AGE_BELOW_WORKING, "worker.birth_date", f"< {limits.minimum_working_age}")
         )
     if limits.maximum_age is not None and age > limits.maximum_age:
-        found.append(Violation(R.AGE_ABOVE_LIMIT, "worker.birth_date", f"maximum {limits.maximum_age}"))
+        found.append(Violation(R.AGE_ABOVE_LIMIT, "worker.birth_date", f"> {limits.maximum_age}"))
     return found
 
 
@@ -201,7 +201,7 @@ def _regions(request: EnrollmentRequest, regions: Regions) -> list[Violation]:
         found.append(Violation(R.REGION_UNKNOWN, "region_code", request.region_code))
     elif region.level != "regency/city":
         found.append(
-            Violation(R.REGION_NOT_REGENCY_CITY, "region_code", f"{request.region_code} is a {region.level}")
+            Violation(R.REGION_NOT_REGENCY_CITY, "region_code", request.region_code)
         )
         region = None
     code = request.worker.domicile_kecamatan
@@ -214,7 +214,7 @@ def _regions(request: EnrollmentRequest, regions: Regions) -> list[Violation]:
                 Violation(
                     R.KECAMATAN_NOT_IN_REGION,
                     "worker.domicile_kecamatan",
-                    f"{code} is in {kecamatan.parent_code}",
+                    kecamatan.parent_code,
                 )
             )
     return found
@@ -223,11 +223,11 @@ def _regions(request: EnrollmentRequest, regions: Regions) -> list[Violation]:
 def _category(segment: Segment, category: Category) -> list[Violation]:
     if category in CATEGORIES[segment]:
         return []
-    return [Violation(R.CATEGORY_NOT_IN_SEGMENT, "category", f"{category.value} is not in {segment.value}")]
+    return [Violation(R.CATEGORY_NOT_IN_SEGMENT, "category", f"{category.value}: {segment.value}")]
 
 
 def _not_applicable(field: str, segment: Segment) -> Violation:
-    return Violation(R.FIELD_NOT_APPLICABLE, field, f"{field} does not apply to {segment.value}")
+    return Violation(R.FIELD_NOT_APPLICABLE, field, segment.value)
 
 
 def _terms(request: EnrollmentRequest, table: RateTable) -> list[Violation]:
@@ -286,7 +286,7 @@ def _declared_income(income: int | None, on: date, table: RateTable, *, required
     except RateNotInForceError:
         return []  # the date itself is reported as out of range
     if income < minimum:
-        return [Violation(R.INCOME_BELOW_MINIMUM, "declared_income", f"minimum {int(minimum)}")]
+        return [Violation(R.INCOME_BELOW_MINIMUM, "declared_income", f"< Rp{int(minimum):,}".replace(",", "."))]
     return []
 
 
@@ -332,7 +332,7 @@ def _jkp(
     """
     found: list[Violation] = []
     if age is not None and age >= limits.jkp_age_limit:
-        found.append(Violation(R.AGE_ABOVE_LIMIT, "programs", f"JKP: under {limits.jkp_age_limit}"))
+        found.append(Violation(R.AGE_ABOVE_LIMIT, "programs", f"JKP: < {limits.jkp_age_limit}"))
     needed = JKP_PREREQUISITES | ({Program.JP} if employer_size in _JKP_NEEDS_JP else frozenset())
     lacking = [p.value for p in Program if p in needed and p not in reported]
     if lacking:
@@ -349,7 +349,7 @@ def _funding(segment: Segment, category: Category, funding: FundingSource) -> li
         return []
     return [
         Violation(
-            R.FUNDING_NOT_ALLOWED, "funding_source", f"{funding.value} for {segment.value}/{category.value}"
+            R.FUNDING_NOT_ALLOWED, "funding_source", f"{funding.value}: {segment.value}/{category.value}"
         )
     ]
 
@@ -358,7 +358,7 @@ def _window(on: date, today: date, back_days: int, ahead_days: int) -> str | Non
     earliest, latest = today - timedelta(days=back_days), today + timedelta(days=ahead_days)
     if earliest <= on <= latest:
         return None
-    return f"allowed {earliest.isoformat()} to {latest.isoformat()}"
+    return f"{earliest.isoformat()} – {latest.isoformat()}"
 
 
 def _coverage_start(
@@ -368,7 +368,7 @@ def _coverage_start(
     if outside is not None:
         return [Violation(R.COVERAGE_START_INVALID, "coverage_start", outside)]
     if not table.in_force_for(request.segment, request.programs, request.coverage_start):
-        return [Violation(R.COVERAGE_START_INVALID, "coverage_start", "no contribution rates in force")]
+        return [Violation(R.COVERAGE_START_INVALID, "coverage_start", "no rates in force")]
     return []
 
 
@@ -389,7 +389,7 @@ def _effective_date(
     if outside is not None:
         return [Violation(R.EFFECTIVE_DATE_INVALID, "effective_date", outside)]
     if current is not None and effective < current.coverage_start:
-        return [Violation(R.EFFECTIVE_DATE_INVALID, "effective_date", "before the coverage start")]
+        return [Violation(R.EFFECTIVE_DATE_INVALID, "effective_date", f"< {current.coverage_start.isoformat()}")]
     return []
 
 

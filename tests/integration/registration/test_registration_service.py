@@ -405,3 +405,63 @@ async def test_no_nik_in_clear_on_the_outcome_topic_or_in_the_logs(
         assert value not in everything
         assert value not in logs
     assert re.search(r"request decided", logs)
+
+
+async def test_health_metrics_asyncapi_and_partner_management(registration: Running) -> None:
+    import httpx  # noqa: PLC0415
+
+    async with httpx.AsyncClient(base_url=registration.service.url) as http:
+        health = await http.get("/health")
+        assert health.status_code == 200
+        assert health.json()["checks"] == {"kafka": True, "mongodb": True}
+        assert (await http.get("/ready")).status_code == 200
+        metrics = (await http.get("/metrics")).text
+        assert "faststream" in metrics
+        asyncapi = (await http.get("/docs/asyncapi.json")).json()
+        assert registration.requests_topic in json.dumps(asyncapi)
+
+        partners = (await http.get("/partners")).json()
+        assert {p["partner_id"] for p in partners} == {"bogor-hr", "jabar-dinsos"}
+        bad = await http.post("/partners", content=json.dumps({**PARTNERS[0], "regions": ["99.99"]}))
+        assert bad.status_code == 422
+        good = await http.post("/partners", content=json.dumps({**PARTNERS[0], "partner_id": "depok-hr", "regions": ["32.76"]}))
+        assert good.status_code == 200
+        assert "depok-hr" in {p["partner_id"] for p in (await http.get("/partners")).json()}
+
+
+async def test_kill_9_mid_stream_loses_and_doubles_nothing(
+    tmp_path: Path, service_env: dict[str, str], kafka_bootstrap: str, mongodb_url: str, unique: str
+) -> None:
+    running = start_registration(tmp_path, service_env, kafka_bootstrap, unique)
+    try:
+        await running.service.wait_ready()
+        valid = [bpu_vulnerable(f"{unique}-{i}", format_nik("32.71.01", date(1990, 6, 5), ev.Sex.FEMALE, i + 1))
+                 for i in range(2400)]  # fmt: skip
+        invalid = [bpu_vulnerable(f"{unique}-x{i}", f"327101450690{i:04d}"[:15]) for i in range(100)]
+        stream = valid + invalid + valid[:300]  # 300 requests sent twice
+        await publish_events(kafka_bootstrap, running.requests_topic, [(nik_of(r), r) for r in stream])
+        for kill_after in (500, 1500):
+            await consume_until(kafka_bootstrap, running.outcomes_topic, lambda r, n=kill_after: len(r) >= n)
+            running.service.kill()
+            running.service.start()
+            await running.service.wait_ready()
+        expected = {r.data.request_id for r in valid + invalid}
+        records = await consume_until(kafka_bootstrap, running.outcomes_topic, have(expected), timeout=120)
+    finally:
+        running.service.stop()
+
+    got = outcomes_by_request(records)
+    assert set(got) == expected
+    for request_id, outcomes in got.items():
+        assert len({o.id for o in outcomes}) == 1, f"{request_id} has different outcome events"
+    assert sum(isinstance(got[r.data.request_id][0], ev.ParticipantRegistered) for r in valid) == len(valid)
+    assert all(isinstance(got[r.data.request_id][0], ev.RequestRejected) for r in invalid)
+
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb_url)
+    try:
+        db = client[running.database]
+        assert await db["participants"].count_documents({}) == len(valid)
+        assert await db["history"].count_documents({}) == len(valid)
+        assert await db["requests"].count_documents({}) == len(expected)
+    finally:
+        await client.close()

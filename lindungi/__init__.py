@@ -1,0 +1,1 @@
+"""The `lindungi` command-line tool for partners and operators."""

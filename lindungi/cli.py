@@ -1,0 +1,423 @@
+"""`lindungi`: the command-line tool for partners and operators.
+
+Partners: `generate` synthetic requests, `publish` a CSV/Excel file and get a results file. Operators:
+`report` a region, manage `partners` and `subscriptions`, inspect and replay dead letters (`dlq`).
+It talks to Lindungi only as a partner or operator would: Kafka topics and the services' HTTP APIs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from lindungi.files import COLUMNS, FileError, Row, read_requests, write_results
+from shared import events as ev
+from shared import topics
+from shared.messaging import encode
+
+app = typer.Typer(help="Lindungi: enroll every worker in BPJS Ketenagakerjaan.", no_args_is_help=True)
+partners_app = typer.Typer(help="Partners and what each may submit (registration).", no_args_is_help=True)
+subscriptions_app = typer.Typer(help="Who hears about what (notification).", no_args_is_help=True)
+dlq_app = typer.Typer(help="Dead letters: records no service could read.", no_args_is_help=True)
+app.add_typer(partners_app, name="partners")
+app.add_typer(subscriptions_app, name="subscriptions")
+app.add_typer(dlq_app, name="dlq")
+console = Console()
+
+
+class CliSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LINDUNGI_", extra="ignore")
+
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    registration_url: str = "http://127.0.0.1:8001"
+    reporting_url: str = "http://127.0.0.1:8002"
+    notification_url: str = "http://127.0.0.1:8003"
+    seal_key: SecretStr | None = Field(default=None, description="needed only to replay dead letters")
+
+
+def settings() -> CliSettings:
+    return CliSettings()
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    console.print(f"[red]{message}[/red]")
+    return typer.Exit(code)
+
+
+# --- generate ----------------------------------------------------------------------------------------------
+
+
+@app.command()
+def generate(
+    out: Annotated[Path, typer.Option("--out", "-o", help="CSV file to write")] = Path("requests.csv"),
+    count: Annotated[int, typer.Option("--count", "-n", min=1)] = 1000,
+    seed: Annotated[int, typer.Option(help="same seed, same file")] = 1,
+    regions: Annotated[str | None, typer.Option(help="comma-separated regency/city codes, e.g. 32.71,32.76")] = None,
+    invalid_share: Annotated[float, typer.Option(min=0, max=1, help="share of requests that must be rejected")] = 0.0,
+    duplicate_share: Annotated[float, typer.Option(min=0, max=1, help="share of requests sent twice")] = 0.0,
+) -> None:
+    """Write synthetic enrollment requests (valid NIKs, Indonesian names, realistic mix) to a CSV file."""
+    from services.registration.domain.synthetic import generate as synthesize  # noqa: PLC0415
+
+    region_list = [r.strip() for r in regions.split(",")] if regions else None
+    written = 0
+    with out.open("w", newline="", encoding="utf-8") as handle:
+        import csv  # noqa: PLC0415
+
+        writer = csv.DictWriter(handle, fieldnames=[*COLUMNS, "expected"])
+        writer.writeheader()
+        for item in synthesize(
+            count, seed=seed, regions=region_list, invalid_share=invalid_share, duplicate_share=duplicate_share
+        ):
+            writer.writerow(_row_of(item.request, item.expected))
+            written += 1
+    console.print(f"wrote {written} requests to {out}")
+
+
+def _row_of(request: ev.EnrollmentRequest, expected: str) -> dict[str, Any]:
+    worker = request.worker
+    employer = request.employer
+    return {
+        "request_id": request.request_id,
+        "action": "ENROLL",
+        "nik": worker.nik,
+        "full_name": worker.full_name,
+        "birth_date": worker.birth_date.isoformat(),
+        "sex": worker.sex.value,
+        "phone": worker.phone or "",
+        "email": worker.email or "",
+        "contact_consent": str(worker.contact_consent).lower(),
+        "domicile_kecamatan": worker.domicile_kecamatan or "",
+        "region_code": request.region_code,
+        "segment": request.segment.value,
+        "category": request.category.value,
+        "employer_registration_number": employer.registration_number if employer else "",
+        "employer_size": employer.size.value if employer else "",
+        "jkk_risk": employer.jkk_risk.value if employer else "",
+        "programs": " ".join(p.value for p in request.programs),
+        "monthly_wage": request.monthly_wage or "",
+        "declared_income": request.declared_income or "",
+        "contract_value": request.contract_value or "",
+        "contract_months": request.contract_months or "",
+        "funding_source": request.funding_source.value,
+        "coverage_start": request.coverage_start.isoformat(),
+        "reason": "",
+        "effective_date": "",
+        "expected": expected,
+    }
+
+
+# --- publish -----------------------------------------------------------------------------------------------
+
+
+async def _end_offsets(bootstrap: str, topic: str) -> dict[TopicPartition, int]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        if not partitions:
+            await consumer._client.force_metadata_update()  # noqa: SLF001 - first use of a topic
+            partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        return dict(await consumer.end_offsets(tps)) if tps else {}
+    finally:
+        await consumer.stop()
+
+
+async def _publish(rows: list[Row], bootstrap: str, topic: str, progress: Progress) -> None:
+    task = progress.add_task("publishing", total=len(rows))
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, linger_ms=10)
+    await producer.start()
+    try:
+        pending = []
+        for row in rows:
+            value, headers = encode(row.event)
+            pending.append(
+                await producer.send(
+                    topic, value, key=row.key.encode(), headers=[(k, v.encode()) for k, v in headers.items()]
+                )
+            )
+            if len(pending) >= 1000:
+                await asyncio.gather(*pending)
+                progress.advance(task, len(pending))
+                pending.clear()
+        await asyncio.gather(*pending)
+        progress.advance(task, len(pending))
+    finally:
+        await producer.stop()
+
+
+async def _collect(  # noqa: PLR0913 - the facts of one wait
+    bootstrap: str,
+    topic: str,
+    start: dict[TopicPartition, int],
+    partner_id: str,
+    wanted: set[str],
+    timeout: float,
+    progress: Progress,
+) -> dict[str, Any]:
+    task = progress.add_task("waiting for outcomes", total=len(wanted))
+    found: dict[str, Any] = {}
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        for tp in tps:
+            consumer.seek(tp, start.get(tp, 0))
+        deadline = time.monotonic() + timeout
+        while len(found) < len(wanted) and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500, max_records=5000)
+            for records in batch.values():
+                for record in records:
+                    try:
+                        outcome = ev.outcome_adapter.validate_json(record.value)
+                    except ValidationError:
+                        continue
+                    request_id = outcome.data.request_id
+                    if outcome.data.partner_id == partner_id and request_id in wanted and request_id not in found:
+                        found[request_id] = outcome
+                        progress.advance(task)
+    finally:
+        await consumer.stop()
+    return found
+
+
+@app.command()
+def publish(
+    file: Annotated[Path, typer.Argument(help="CSV or Excel (.xlsx) file, one request per row")],
+    partner: Annotated[str, typer.Option("--partner", "-p", help="your partner id")],
+    results: Annotated[Path | None, typer.Option(help="results CSV (default: FILE.results.csv)")] = None,
+    timeout: Annotated[float, typer.Option(help="seconds to wait for outcomes")] = 300,
+) -> None:
+    """Publish a file of requests, wait for every outcome, and write a results file.
+
+    Safe to run again after an interruption: request ids make every request idempotent, so requests already
+    handled are answered with their original outcome.
+    """
+    try:
+        rows = read_requests(file, partner)
+    except FileError as error:
+        for problem in error.problems[:50]:
+            console.print(f"[red]{problem}[/red]")
+        if len(error.problems) > 50:
+            console.print(f"[red]... and {len(error.problems) - 50} more[/red]")
+        raise _fail("nothing was published", 2) from None
+    config = settings()
+    results = results or file.with_suffix(".results.csv")
+    outcomes_topic = topics.ENROLLMENT_OUTCOMES.name
+
+    async def run() -> dict[str, Any]:
+        start = await _end_offsets(config.kafka_bootstrap_servers, outcomes_topic)
+        with Progress(console=console) as progress:
+            await _publish(rows, config.kafka_bootstrap_servers, topics.ENROLLMENT_REQUESTS.name, progress)
+            wanted = {r.event.data.request_id for r in rows}
+            return await _collect(
+                config.kafka_bootstrap_servers, outcomes_topic, start, partner, wanted, timeout, progress
+            )
+
+    outcomes = asyncio.run(run())
+    write_results(results, rows, outcomes)
+    summary = Counter(o.type.rsplit(".", 1)[-1] for o in outcomes.values())
+    codes = Counter(r.code for o in outcomes.values() if isinstance(o, ev.RequestRejected) for r in o.data.reasons)
+    table = Table(title=f"{len(rows)} requests from {file.name}")
+    table.add_column("outcome")
+    table.add_column("count", justify="right")
+    for kind, n in sorted(summary.items()):
+        table.add_row(kind, str(n))
+    if len(outcomes) < len(rows):
+        table.add_row("[yellow]no outcome yet[/yellow]", str(len(rows) - len(outcomes)))
+    console.print(table)
+    if codes:
+        console.print("rejections by reason: " + ", ".join(f"{c} {n}" for c, n in codes.most_common()))
+    console.print(f"results: {results}")
+    if len(outcomes) < len(rows):
+        raise _fail("some requests have no outcome yet; run the same command again to resume", 3)
+
+
+# --- report ------------------------------------------------------------------------------------------------
+
+
+def _get(url: str) -> Any:
+    try:
+        response = httpx.get(url, timeout=10)
+    except httpx.HTTPError as error:
+        raise _fail(f"{url}: {error}") from error
+    if response.status_code != 200:
+        raise _fail(f"{url}: {response.status_code} {response.text[:300]}")
+    return response.json()
+
+
+def _count(value: Any) -> str:
+    return f"{value:,}".replace(",", ".") if isinstance(value, int) else str(value)
+
+
+@app.command()
+def report(
+    region: Annotated[str, typer.Argument(help="region code: ID, a province (32), a regency/city (32.71)")] = "ID",
+) -> None:
+    """A region's figures and its children's, from the reporting service."""
+    base = settings().reporting_url
+    figures = _get(f"{base}/regions/{region}")
+    children = _get(f"{base}/regions/{region}/children")
+    if isinstance(children, dict):
+        children = children.get("children", children.get("regions", []))
+    table = Table(title=f"{figures.get('region_name', region)} ({region})")
+    for column in ("region", "active", "coverage", "APBD / month"):
+        table.add_column(column, justify="right" if column != "region" else "left")
+    for item in [figures, *children]:
+        coverage = item.get("coverage") or {}
+        ratio = coverage.get("ratio")
+        apbd = (item.get("monthly_contributions_by_funding_source") or {}).get("APBD", 0)
+        table.add_row(
+            f"{item.get('region_name', '')} ({item.get('region_code', '')})",
+            _count(item.get("active", 0)),
+            f"{ratio:.2%}" if isinstance(ratio, float) else "-",
+            "Rp" + _count(apbd),
+        )
+    console.print(table)
+
+
+# --- partners, subscriptions -------------------------------------------------------------------------------
+
+
+@partners_app.command("list")
+def partners_list() -> None:
+    """Registered partners and their scope."""
+    table = Table("partner", "name", "regions", "segments", "funding")
+    for p in _get(f"{settings().registration_url}/partners"):
+        table.add_row(p["partner_id"], p["name"], " ".join(p["regions"]), " ".join(p["segments"]),
+                      " ".join(p["funding_sources"]))  # fmt: skip
+    console.print(table)
+
+
+@partners_app.command("add")
+def partners_add(
+    partner_id: Annotated[str, typer.Argument()],
+    name: Annotated[str, typer.Option()],
+    regions: Annotated[str, typer.Option(help="comma-separated: ID, province or regency/city codes")],
+    segments: Annotated[str, typer.Option(help="comma-separated: PU,BPU,JAKON,PMI")],
+    funding: Annotated[str, typer.Option(help="comma-separated: SELF,EMPLOYER,APBD,APBN,APBDES,CSR,ZAKAT")],
+) -> None:
+    """Register a partner, or replace its scope."""
+    body = {
+        "partner_id": partner_id,
+        "name": name,
+        "regions": regions.split(","),
+        "segments": segments.split(","),
+        "funding_sources": funding.split(","),
+    }
+    _post(f"{settings().registration_url}/partners", body)
+    console.print(f"partner {partner_id} saved")
+
+
+def _post(url: str, body: dict[str, Any]) -> Any:
+    try:
+        response = httpx.post(url, content=json.dumps(body), headers={"content-type": "application/json"}, timeout=10)
+    except httpx.HTTPError as error:
+        raise _fail(f"{url}: {error}") from error
+    if response.status_code >= 300:
+        raise _fail(f"{url}: {response.status_code} {response.text[:500]}")
+    return response.json() if response.content else None
+
+
+@subscriptions_app.command("list")
+def subscriptions_list() -> None:
+    """Stakeholder subscriptions."""
+    items = _get(f"{settings().notification_url}/subscriptions")
+    console.print_json(data=items)
+
+
+@subscriptions_app.command("add")
+def subscriptions_add(
+    file: Annotated[Path, typer.Argument(help="JSON file with one subscription (see docs/notification.md)")],
+) -> None:
+    """Add a subscription from a JSON file (validated by the notification service)."""
+    result = _post(f"{settings().notification_url}/subscriptions", json.loads(file.read_text()))
+    console.print_json(data=result)
+
+
+# --- dead letters ------------------------------------------------------------------------------------------
+
+
+async def _dead_letters(bootstrap: str) -> list[ev.DeadLetterRecorded]:
+    consumer = AIOKafkaConsumer(
+        topics.DEAD_LETTERS.name, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    letters: dict[str, ev.DeadLetterRecorded] = {}
+    try:
+        while True:
+            batch = await consumer.getmany(timeout_ms=1500)
+            if not batch:
+                break
+            for records in batch.values():
+                for record in records:
+                    letter = ev.DeadLetterRecorded.model_validate_json(record.value)
+                    letters[letter.id] = letter  # a letter recorded twice after a crash has one id
+    finally:
+        await consumer.stop()
+    return list(letters.values())
+
+
+@dlq_app.command("list")
+def dlq_list() -> None:
+    """Dead letters: where each came from and why it could not be read (payloads stay sealed)."""
+    letters = asyncio.run(_dead_letters(settings().kafka_bootstrap_servers))
+    table = Table("id", "service", "source", "size", "error")
+    for letter in letters:
+        d = letter.data
+        table.add_row(letter.id, d.service, f"{d.source_topic}:{d.partition}:{d.offset}", str(d.value_size),
+                      f"{d.error_type}: {d.error[:80]}")  # fmt: skip
+    console.print(table)
+    console.print(f"{len(letters)} dead letter(s)")
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    letter_id: Annotated[str, typer.Argument(help="the id shown by `lindungi dlq list`, or `all`")],
+) -> None:
+    """Publish a dead letter's original bytes to its source topic again (after the cause was fixed)."""
+    from shared.crypto import Sealer  # noqa: PLC0415
+
+    config = settings()
+    if config.seal_key is None:
+        raise _fail("LINDUNGI_SEAL_KEY is needed to open dead letters")
+    sealer = Sealer(config.seal_key.get_secret_value())
+    letters = asyncio.run(_dead_letters(config.kafka_bootstrap_servers))
+    chosen = [x for x in letters if letter_id in {"all", x.id}]
+    if not chosen:
+        raise _fail(f"no dead letter {letter_id}")
+
+    async def replay() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=config.kafka_bootstrap_servers)
+        await producer.start()
+        try:
+            for letter in chosen:
+                d = letter.data
+                key = sealer.open(d.key_sealed) if d.key_sealed else None
+                await producer.send_and_wait(d.source_topic, sealer.open(d.value_sealed), key=key)
+        finally:
+            await producer.stop()
+
+    asyncio.run(replay())
+    console.print(f"replayed {len(chosen)} dead letter(s)")
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
