@@ -77,17 +77,34 @@ class Intake:
             else:
                 events.append((record, outcome))
 
-        decisions = await self._decide([e for _, e in events], answered, ctx)
-        taken = await self.store.record([d for d, new in decisions if new])
-        if taken:
-            # Another instance recorded some of these first (a rebalance overlap): its decisions stand.
-            winners = await self.store.recorded(taken)
-            decisions = [(winners[d.key], False) if d.key in winners else (d, new) for d, new in decisions]
+        requests = [e for _, e in events]
+        # Optimistic idempotency: the request log's unique key tells whether a request was seen before, so
+        # the common case (all new) costs no lookup. When some were seen (a redelivery after a crash, or a
+        # partner sending a request again), this attempt's entries are withdrawn, the recorded decisions are
+        # replayed onto the participants, and the batch is decided again knowing them.
+        decisions = await self._decide(requests, answered, ctx, recorded={})
+        seen = await self.store.record([d for d, new in decisions if new])
+        if seen:
+            recorded = await self.store.recorded(seen)
+            await self.store.forget([d.key for d, new in decisions if new and d.key not in seen])
+            by_version = sorted(recorded.values(), key=lambda d: d.participant.version if d.participant else 0)
+            await self.store.apply(by_version)
+            decisions = await self._decide(requests, answered, ctx, recorded=recorded)
+            if await self.store.record([d for d, new in decisions if new]):
+                raise RuntimeError("request log changed under this batch; it will be retried")
         await self.store.apply([d for d, _ in decisions])
         await self._publish([d for d, _ in decisions], dead)
+        new_count = sum(new for _, new in decisions)
+        log.info(
+            "batch handled",
+            requests=len(records),
+            decided=new_count,
+            replayed=len(decisions) - new_count,
+            dead_lettered=len(dead),
+        )
         for decision, new in decisions:
             if new:
-                log.info(
+                log.debug(
                     "request decided",
                     request_key=decision.key,
                     outcome=decision.outcome.type,
@@ -96,12 +113,9 @@ class Intake:
                 )
 
     async def _decide(
-        self, events: list[RequestEvent], answered: list[Decision], ctx: Context
+        self, events: list[RequestEvent], answered: list[Decision], ctx: Context, recorded: dict[str, Decision]
     ) -> list[tuple[Decision, bool]]:
         """Decisions in input order, each flagged new (True) or replayed from the request log (False)."""
-        keys = [request_key(partner_id_of(e.source), e.data.request_id) for e in events]
-        keys += [d.key for d in answered]
-        recorded = await self.store.recorded(keys)
         pids = {participant_id(nik_of(e), e.data.segment, ctx.nik_secret) for e in events}
         current: dict[str, ParticipantRecord] = await self.store.participations(pids)
         partners = await self.store.load_partners()

@@ -43,10 +43,24 @@ class MongoRegistrationStore:
         self.participants = self._db["participants"]
         self.history = self._db["history"]
         self.requests = self._db["requests"]
+        self._lookup_one_by_one = True
 
     async def create_indexes(self) -> None:
         await self.participants.create_index([("nik_hash", ASCENDING)])
         await self.history.create_index([("participant_id", ASCENDING), ("version", ASCENDING)])
+        # FerretDB v1 (SQLite) pushes only a single `_id` equality down to its index; an `$in` is a full
+        # scan there, while on MongoDB it is one index-backed query. Pick the lookup that is cheap here.
+        build = await self._db.client.admin.command("buildInfo")
+        self._lookup_one_by_one = "ferretdbVersion" in build
+
+    async def _by_ids(self, collection: Any, ids: Iterable[str]) -> list[Document]:
+        unique = list(dict.fromkeys(ids))
+        if not unique:
+            return []
+        if self._lookup_one_by_one:
+            found = [await collection.find_one({"_id": i}) for i in unique]
+            return [doc for doc in found if doc is not None]
+        return [doc async for doc in collection.find({"_id": {"$in": unique}})]
 
     # --- partners ----------------------------------------------------------------------------------------
 
@@ -64,16 +78,16 @@ class MongoRegistrationStore:
 
     async def recorded(self, keys: Iterable[str]) -> dict[str, Decision]:
         """Decisions already taken for these request keys (the idempotency record)."""
-        return {
-            doc["_id"]: Decision.from_document(doc)
-            async for doc in self.requests.find({"_id": {"$in": list(set(keys))}})
-        }
+        return {doc["_id"]: Decision.from_document(doc) for doc in await self._by_ids(self.requests, keys)}
 
     async def participations(self, participant_ids: Iterable[str]) -> dict[str, ParticipantRecord]:
-        return {
-            doc["_id"]: ParticipantRecord.from_document(doc)
-            async for doc in self.participants.find({"_id": {"$in": list(set(participant_ids))}})
-        }
+        docs = await self._by_ids(self.participants, participant_ids)
+        return {doc["_id"]: ParticipantRecord.from_document(doc) for doc in docs}
+
+    async def forget(self, keys: Iterable[str]) -> None:
+        """Remove request-log entries this attempt wrote but must take again (see Intake.handle)."""
+        for key in keys:
+            await self.requests.delete_one({"_id": key})
 
     # --- writes for a batch ------------------------------------------------------------------------------
 
@@ -86,8 +100,19 @@ class MongoRegistrationStore:
         if not decisions:
             return set()
         now = datetime.now(UTC)
+        documents = []
+        for decision in decisions:
+            document = {**decision.to_document(), "recorded_at": now}
+            after = decision.participant
+            if after is not None and after.nik is not None:
+                # A replay from the log must still be able to keep the NIK (sealed) with the participant.
+                sealed = self._sealer.seal(after.nik.encode(), after.participant_id.encode())
+                document["participant"] = after.model_copy(update={"nik_sealed": sealed}).model_dump_json(
+                    exclude={"nik"}
+                )
+            documents.append(document)
         try:
-            await self.requests.insert_many([{**d.to_document(), "recorded_at": now} for d in decisions], ordered=False)
+            await self.requests.insert_many(documents, ordered=False)
         except BulkWriteError as error:
             _ignore_duplicates(error)
             return {decisions[e["index"]].key for e in error.details.get("writeErrors", [])}
@@ -102,6 +127,7 @@ class MongoRegistrationStore:
         latest: dict[str, ParticipantRecord] = {}
         first_version: dict[str, int] = {}
         niks: dict[str, str] = {}
+        sealed: dict[str, str] = {}  # from the request log, when a replay carries no NIK in memory
         history: list[Document] = []
         for decision in decisions:
             after = decision.participant
@@ -111,6 +137,8 @@ class MongoRegistrationStore:
             first_version.setdefault(after.participant_id, after.version)
             if after.nik is not None:
                 niks[after.participant_id] = after.nik
+            elif after.nik_sealed is not None:
+                sealed.setdefault(after.participant_id, after.nik_sealed)
             if decision.history is not None:
                 history.append(decision.history)
         inserts: list[Document] = []
@@ -119,17 +147,33 @@ class MongoRegistrationStore:
             if pid in niks:
                 # The NIK is kept only sealed; the participant id binds the ciphertext to its document.
                 document["nik_sealed"] = self._sealer.seal(niks[pid].encode(), pid.encode())
+            elif pid in sealed:
+                document["nik_sealed"] = sealed[pid]
             if first_version[pid] == 1:
                 inserts.append(document)
             else:
-                # An existing participation: $set keeps the sealed NIK of its first enrollment.
-                await self.participants.update_one({"_id": pid}, {"$set": document}, upsert=True)
-        for collection, documents in ((self.participants, inserts), (self.history, history)):
-            if documents:
-                try:
-                    await collection.insert_many(documents, ordered=False)
-                except BulkWriteError as error:
-                    _ignore_duplicates(error)  # already written by an earlier attempt at this batch
+                await self._set_if_newer(document)
+        if inserts:
+            try:
+                await self.participants.insert_many(inserts, ordered=False)
+            except BulkWriteError as error:
+                _ignore_duplicates(error)
+                # Already there from an earlier attempt at this batch: bring it to this batch's state.
+                for failed in error.details.get("writeErrors", []):
+                    await self._set_if_newer(inserts[failed["index"]])
+        if history:
+            try:
+                await self.history.insert_many(history, ordered=False)
+            except BulkWriteError as error:
+                _ignore_duplicates(error)  # already written by an earlier attempt at this batch
+
+    async def _set_if_newer(self, document: Document) -> None:
+        """Set a participation's state unless the stored one is as new or newer (a replay of an old request
+        must never move a participation back). Read then write: one consumer owns a partition's workers."""
+        stored = await self.participants.find_one({"_id": document["_id"]}, {"version": 1})
+        if stored is None or stored.get("version", 0) < document["version"]:
+            # $set keeps the sealed NIK of the first enrollment when this state does not carry one.
+            await self.participants.update_one({"_id": document["_id"]}, {"$set": document}, upsert=True)
 
     async def open_nik(self, participant_id: str) -> str | None:
         """The NIK in clear, for an operator's authorised export only; never logged."""

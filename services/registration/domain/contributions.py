@@ -236,7 +236,7 @@ class ProgramTable(_Model):
     def rule(self, segment: Segment, employer_size: EmployerSize | None = None) -> ProgramRule:
         """The rule for a segment. For PU without a known employer size, only what holds for every size:
         the programs mandatory for all sizes, and everything offered to any size."""
-        if segment is Segment.PU:
+        if segment == Segment.PU:
             if employer_size is not None:
                 return self.pu.for_size(employer_size)
             sizes = [self.pu.for_size(size) for size in EmployerSize]
@@ -272,7 +272,7 @@ class RateTable(_Model):
     def in_force_for(self, segment: Segment, programs: Sequence[Program], on: date) -> bool:
         """Whether every rate these terms need has a version in force on `on`."""
         try:
-            if segment is Segment.PU:
+            if segment == Segment.PU:
                 _in_force(self.pu.jkk, on, "JKK")
                 _in_force(self.pu.jkm, on, "JKM")
                 if Program.JHT in programs:
@@ -282,9 +282,9 @@ class RateTable(_Model):
                     _in_force(self.pu.jp_wage_ceiling, on, "JP wage ceiling")
                 if Program.JKP in programs:
                     _in_force(self.pu.jkp, on, "JKP")
-            elif segment is Segment.BPU:
+            elif segment == Segment.BPU:
                 _in_force(self.bpu, on, "BPU")
-            elif segment is Segment.JAKON:
+            elif segment == Segment.JAKON:
                 _in_force(self.jakon, on, "JAKON")
             else:
                 _in_force(self.pmi, on, "PMI")
@@ -334,9 +334,9 @@ def _percent_of(base: Decimal, percent: Decimal) -> Decimal:
 
 def funding_payer(funding: FundingSource) -> Payer:
     """Who transfers the money a funding source stands for."""
-    if funding is FundingSource.SELF:
+    if funding == FundingSource.SELF:
         return Payer.WORKER
-    if funding is FundingSource.EMPLOYER:
+    if funding == FundingSource.EMPLOYER:
         return Payer.EMPLOYER
     return Payer.FUNDER
 
@@ -367,11 +367,11 @@ def calculate(terms: ContributionTerms, on: date, rates: RateTable | None = None
     table = rates if rates is not None else load_rate_table()
     ledger = _Ledger()
     programs = frozenset(terms.programs)
-    if terms.segment is Segment.PU:
+    if terms.segment == Segment.PU:
         _pu(terms, programs, on, table, ledger)
-    elif terms.segment is Segment.BPU:
+    elif terms.segment == Segment.BPU:
         _bpu(terms, programs, on, table, ledger)
-    elif terms.segment is Segment.JAKON:
+    elif terms.segment == Segment.JAKON:
         _jakon(terms, programs, on, table, ledger)
     else:
         _pmi(terms, programs, on, table, ledger)

@@ -108,14 +108,22 @@ class ParticipantRecord(BaseModel):
     nik_sealed: str | None = None
 
     def to_document(self) -> dict[str, Any]:
-        doc = self.model_dump(mode="json", exclude={"nik", "nik_sealed"})
-        doc["_id"] = doc.pop("participant_id")
-        return doc
+        """Scalars a reader or an index needs stay fields; the rest is one JSON string, because FerretDB
+        converts every nested field on write (a nested participant costs about four times a flat one)."""
+        return {
+            "_id": self.participant_id,
+            "nik_hash": self.nik_hash,
+            "version": self.version,
+            "status": self.status.value,
+            "segment": self.snapshot.segment.value,
+            "region_code": self.snapshot.region_code,
+            "state": self.model_dump_json(exclude={"nik", "nik_sealed"}),
+        }
 
     @classmethod
     def from_document(cls, doc: dict[str, Any]) -> ParticipantRecord:
-        fields = {k: v for k, v in doc.items() if k not in {"_id", "recorded_at"}}
-        return cls.model_validate({**fields, "participant_id": doc["_id"]})
+        record = cls.model_validate_json(doc["state"])
+        return record.model_copy(update={"nik_sealed": doc.get("nik_sealed")})
 
 
 @dataclass(frozen=True)
@@ -131,26 +139,28 @@ class Decision:
     warnings: tuple[str, ...] = field(default=())
 
     def to_document(self) -> dict[str, Any]:
+        participant = self.participant
         return {
             "_id": self.key,
             "outcome": self.outcome.model_dump_json(),
             "outcome_key": self.outcome_key,
             "partner_id": self.partner_id,
-            "participant": None if self.participant is None else self.participant.model_dump(mode="json"),
-            "history": self.history,
+            "participant": None if participant is None else participant.model_dump_json(exclude={"nik"}),
+            "history": None if self.history is None else json.dumps(self.history),
             "warnings": list(self.warnings),
         }
 
     @classmethod
     def from_document(cls, doc: dict[str, Any]) -> Decision:
         participant = doc.get("participant")
+        history = doc.get("history")
         return cls(
             key=doc["_id"],
             outcome=outcome_adapter.validate_json(doc["outcome"]),
             outcome_key=doc["outcome_key"],
             partner_id=doc["partner_id"],
-            participant=None if participant is None else ParticipantRecord.model_validate(participant),
-            history=doc.get("history"),
+            participant=None if participant is None else ParticipantRecord.model_validate_json(participant),
+            history=None if history is None else json.loads(history),
             warnings=tuple(doc.get("warnings", ())),
         )
 
@@ -284,7 +294,7 @@ def _history(
         "request_event_id": event.id,
         "requested_at": event.time.isoformat(),
         "decided_at": ctx.now.isoformat(),
-        "snapshot": json.loads(record.snapshot.model_dump_json()),
+        "snapshot": record.snapshot.model_dump_json(),
     }
 
 

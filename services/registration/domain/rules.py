@@ -148,7 +148,7 @@ def assess_enrollment(
         found.extend(parsed.warnings)
         if not parsed.matches_birth_date(worker.birth_date):
             found.append(Violation(R.NIK_BIRTH_DATE_MISMATCH, "worker.birth_date"))
-        if parsed.sex is not worker.sex:
+        if parsed.sex != worker.sex:
             found.append(Violation(R.NIK_SEX_MISMATCH, "worker.sex"))
     else:
         found.extend(parsed)
@@ -186,9 +186,7 @@ def _age(birth_date: date, on: date, limits: Limits) -> list[Violation]:
     age = age_on(birth_date, on)
     found: list[Violation] = []
     if age < limits.minimum_working_age:
-        found.append(
-            Violation(R.AGE_BELOW_WORKING, "worker.birth_date", f"< {limits.minimum_working_age}")
-        )
+        found.append(Violation(R.AGE_BELOW_WORKING, "worker.birth_date", f"< {limits.minimum_working_age}"))
     if limits.maximum_age is not None and age > limits.maximum_age:
         found.append(Violation(R.AGE_ABOVE_LIMIT, "worker.birth_date", f"> {limits.maximum_age}"))
     return found
@@ -200,9 +198,7 @@ def _regions(request: EnrollmentRequest, regions: Regions) -> list[Violation]:
     if region is None:
         found.append(Violation(R.REGION_UNKNOWN, "region_code", request.region_code))
     elif region.level != "regency/city":
-        found.append(
-            Violation(R.REGION_NOT_REGENCY_CITY, "region_code", request.region_code)
-        )
+        found.append(Violation(R.REGION_NOT_REGENCY_CITY, "region_code", request.region_code))
         region = None
     code = request.worker.domicile_kecamatan
     if code is not None:
@@ -243,19 +239,19 @@ def _terms(request: EnrollmentRequest, table: RateTable) -> list[Violation]:
 def _employer(request: EnrollmentRequest) -> list[Violation]:
     if request.segment in {Segment.PU, Segment.JAKON} and request.employer is None:
         return [Violation(R.EMPLOYER_MISSING, "employer")]
-    if request.segment is Segment.BPU and request.employer is not None:
+    if request.segment == Segment.BPU and request.employer is not None:
         return [_not_applicable("employer", request.segment)]
     return []  # PMI may name the placement agency as employer, or not
 
 
 def _wage(request: EnrollmentRequest) -> list[Violation]:
-    if request.segment is Segment.PU:
+    if request.segment == Segment.PU:
         return [] if request.monthly_wage else [Violation(R.WAGE_MISSING, "monthly_wage")]
     return [] if request.monthly_wage is None else [_not_applicable("monthly_wage", request.segment)]
 
 
 def _income(request: EnrollmentRequest, table: RateTable) -> list[Violation]:
-    if request.segment is Segment.BPU:
+    if request.segment == Segment.BPU:
         return _declared_income(request.declared_income, request.coverage_start, table, required=True)
     return [] if request.declared_income is None else [_not_applicable("declared_income", request.segment)]
 
@@ -265,15 +261,15 @@ def _contract(request: EnrollmentRequest) -> list[Violation]:
     months too: the project's contribution is then spread over them."""
     segment = request.segment
     found: list[Violation] = []
-    if segment is Segment.JAKON:
+    if segment == Segment.JAKON:
         if not request.contract_value:
             found.append(Violation(R.CONTRACT_VALUE_MISSING, "contract_value"))
     elif request.contract_value is not None:
         found.append(_not_applicable("contract_value", segment))
-    if segment is Segment.PMI:
+    if segment == Segment.PMI:
         if request.contract_months is None:
             found.append(Violation(R.CONTRACT_MONTHS_MISSING, "contract_months"))
-    elif segment is not Segment.JAKON and request.contract_months is not None:
+    elif segment != Segment.JAKON and request.contract_months is not None:
         found.append(_not_applicable("contract_months", segment))
     return found
 
@@ -286,7 +282,9 @@ def _declared_income(income: int | None, on: date, table: RateTable, *, required
     except RateNotInForceError:
         return []  # the date itself is reported as out of range
     if income < minimum:
-        return [Violation(R.INCOME_BELOW_MINIMUM, "declared_income", f"< Rp{int(minimum):,}".replace(",", "."))]
+        return [
+            Violation(R.INCOME_BELOW_MINIMUM, "declared_income", f"< Rp{int(minimum):,}".replace(",", "."))
+        ]
     return []
 
 
@@ -389,7 +387,9 @@ def _effective_date(
     if outside is not None:
         return [Violation(R.EFFECTIVE_DATE_INVALID, "effective_date", outside)]
     if current is not None and effective < current.coverage_start:
-        return [Violation(R.EFFECTIVE_DATE_INVALID, "effective_date", f"< {current.coverage_start.isoformat()}")]
+        return [
+            Violation(R.EFFECTIVE_DATE_INVALID, "effective_date", f"< {current.coverage_start.isoformat()}")
+        ]
     return []
 
 
@@ -423,12 +423,12 @@ def validate_update(  # noqa: PLR0913 - the options are keyword-only with defaul
         found.append(Violation(R.UPDATE_EMPTY))
 
     if request.monthly_wage is not None:
-        if segment is not Segment.PU:
+        if segment != Segment.PU:
             found.append(_not_applicable("monthly_wage", segment))
         elif request.monthly_wage == 0:
             found.append(Violation(R.WAGE_MISSING, "monthly_wage"))
     if request.declared_income is not None:
-        if segment is not Segment.BPU:
+        if segment != Segment.BPU:
             found.append(_not_applicable("declared_income", segment))
         else:
             found.extend(

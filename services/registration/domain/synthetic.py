@@ -460,15 +460,17 @@ class _Maker:
     def _nik(self, d: _Draft, region_digits: str, birth: date, *, female: bool) -> None:
         serial = 1 + int(self.random() * 4999)
         day = birth.day + 40 if female else birth.day
-        head = f"{region_digits}{day:02d}{birth.month:02d}{birth.year % 100:02d}"
-        nik = int(f"{head}{serial:04d}")
+        nik = f"{region_digits}{day:02d}{birth.month:02d}{birth.year % 100:02d}{serial:04d}"
+        key = int(nik)
         issued = self.issued
-        while nik in issued:  # same kecamatan, birth date and sex: take the next serial, as Dukcapil does
-            serial = serial % 9999 + 1
-            nik = int(f"{head}{serial:04d}")
-        issued.add(nik)
+        if key in issued:
+            while key in issued:  # same kecamatan, birth date and sex: the next serial, as Dukcapil does
+                serial = serial % 9999 + 1
+                key = key - key % 10_000 + serial
+            nik = f"{key:016d}"
+        issued.add(key)
         d.serial = serial
-        d.nik = f"{head}{serial:04d}"
+        d.nik = nik
 
     def _bpu(self, d: _Draft) -> None:
         random_ = self.random

@@ -404,7 +404,7 @@ async def test_no_nik_in_clear_on_the_outcome_topic_or_in_the_logs(
     for value in [*niks, "3271019999990001"]:
         assert value not in everything
         assert value not in logs
-    assert re.search(r"request decided", logs)
+    assert re.search(r"batch handled", logs)
 
 
 async def test_health_metrics_asyncapi_and_partner_management(registration: Running) -> None:
