@@ -54,12 +54,15 @@ def record_headers(record: ConsumerRecord[Any, Any]) -> dict[str, str]:
     return {k: v.decode("utf-8", "replace") for k, v in (record.headers or ())}
 
 
-async def ensure_topics(bootstrap_servers: str, topics: Iterable[Topic] = CATALOGUE) -> list[str]:
+async def ensure_topics(
+    bootstrap_servers: str, topics: Iterable[Topic] = CATALOGUE, **client_options: Any
+) -> list[str]:
     """Create the catalogue's topics that do not exist yet, with their partitions and configs.
 
-    Safe to call from every service at start-up and from several instances at once.
+    Safe to call from every service at start-up and from several instances at once. `client_options` carry
+    authentication (`ServiceSettings.kafka_client_options()`).
     """
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="lindungi-topics")
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="lindungi-topics", **client_options)
     await admin.start()
     try:
         existing = set(await admin.list_topics())

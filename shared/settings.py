@@ -6,8 +6,9 @@ then with the project-wide `LINDUNGI_` prefix, so an operator sets what all serv
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
+from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 from pydantic import Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
@@ -30,6 +31,12 @@ class ServiceSettings(BaseSettings):
     )
     http_host: str = "127.0.0.1"
     max_message_bytes: int = Field(default=1_048_576, ge=1024, description="larger records are dead-lettered")
+    # Kafka authentication: PLAINTEXT for the local stack, SASL/SCRAM in the production profile
+    # (docs/operations.md), one principal per service.
+    kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
     nik_hash_secret: SecretStr = Field(description="HMAC key for NIK hashes; identical in every service")
     seal_key: SecretStr = Field(
         description="base64 of a 32-byte AES key sealing dead letters (and, in registration, NIKs at rest)"
@@ -46,3 +53,24 @@ class ServiceSettings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         common = EnvSettingsSource(settings_cls, env_prefix=COMMON_PREFIX)
         return init_settings, env_settings, common, dotenv_settings, file_secret_settings
+
+    def kafka_client_options(self) -> dict[str, Any]:
+        """aiokafka client options for authentication (admin client, plain producers and consumers)."""
+        if self.kafka_security_protocol == "PLAINTEXT":
+            return {}
+        return {
+            "security_protocol": self.kafka_security_protocol,
+            "sasl_mechanism": self.kafka_sasl_mechanism,
+            "sasl_plain_username": self.kafka_sasl_username,
+            "sasl_plain_password": self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else None,
+        }
+
+    def kafka_security(self) -> BaseSecurity | None:
+        """The same for FastStream's broker."""
+        if self.kafka_security_protocol == "PLAINTEXT":
+            return None
+        username = self.kafka_sasl_username or ""
+        password = self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else ""
+        use_ssl = self.kafka_security_protocol == "SASL_SSL"
+        kinds = {"SCRAM-SHA-512": SASLScram512, "SCRAM-SHA-256": SASLScram256, "PLAIN": SASLPlaintext}
+        return kinds[self.kafka_sasl_mechanism](username, password, use_ssl=use_ssl)

@@ -44,6 +44,7 @@ def create_app(settings: RegistrationSettings | None = None) -> AsgiFastStream: 
         settings.kafka_bootstrap_servers,
         "registration",
         registry,
+        security=settings.kafka_security(),
         enable_idempotence=True,  # no reordering or duplicates from producer retries
         linger_ms=5,
     )
@@ -95,7 +96,7 @@ def create_app(settings: RegistrationSettings | None = None) -> AsgiFastStream: 
         store = MongoRegistrationStore(client, settings.mongodb_database, sealer)
         await store.create_indexes()
         if settings.create_topics:
-            await ensure_topics(settings.kafka_bootstrap_servers)
+            await ensure_topics(settings.kafka_bootstrap_servers, **settings.kafka_client_options())
         if settings.partners_seed_file is not None:
             for item in json.loads(settings.partners_seed_file.read_text()):
                 await store.upsert_partner(Partner.model_validate(item))
