@@ -73,6 +73,8 @@ def generate(
     """Write synthetic enrollment requests (valid NIKs, Indonesian names, realistic mix) to a CSV file."""
     from services.registration.domain.synthetic import generate as synthesize  # noqa: PLC0415
 
+    from datetime import date  # noqa: PLC0415
+
     region_list = [r.strip() for r in regions.split(",")] if regions else None
     written = 0
     with out.open("w", newline="", encoding="utf-8") as handle:
@@ -81,14 +83,20 @@ def generate(
         writer = csv.DictWriter(handle, fieldnames=[*COLUMNS, "expected"])
         writer.writeheader()
         for item in synthesize(
-            count, seed=seed, regions=region_list, invalid_share=invalid_share, duplicate_share=duplicate_share
+            count,
+            seed=seed,
+            today=date.today(),
+            region_codes=region_list,
+            invalid_share=invalid_share,
+            duplicate_share=duplicate_share,
         ):
-            writer.writerow(_row_of(item.request, item.expected))
+            expected = " ".join(code.value for code in item.expected) or ("DUPLICATE" if item.is_duplicate else "")
+            writer.writerow(_row_of(item.request, expected))
             written += 1
     console.print(f"wrote {written} requests to {out}")
 
 
-def _row_of(request: ev.EnrollmentRequest, expected: str) -> dict[str, Any]:
+def _row_of(request: ev.EnrollmentRequest, expected: str) -> dict[str, Any]:  # noqa: D103
     worker = request.worker
     employer = request.employer
     return {

@@ -1,0 +1,238 @@
+"""`make run`: the whole system on this machine, with sample data flowing. `make down` stops it.
+
+With a Docker engine: `docker compose up` (docker-compose.yml) and the sample is published into it.
+Without one: the native stack (deploy/local/stack), the three services, a mail sink and a webhook receiver
+as supervised processes (deploy/local/supervise.py), then the sample.
+
+    python deploy/local/run.py up       start everything, publish the sample, print the coverage table
+    python deploy/local/run.py down     stop everything (data stays in .local/)
+    python deploy/local/run.py status   what runs, and where to look
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+STATE = ROOT / ".local"
+SECRETS = STATE / "secrets.env"
+SUPERVISOR_PID = STATE / "run" / "supervisor.pid"
+STACK = ROOT / "deploy" / "local" / "stack"
+SAMPLE = ROOT / "deploy" / "local" / "sample"
+URLS = {
+    "registration": "http://127.0.0.1:8001",
+    "reporting": "http://127.0.0.1:8002",
+    "notification": "http://127.0.0.1:8003",
+}
+SAMPLE_REGIONS = "32.71,32.76,32.01,31.74,35.78,73.71"  # Kota Bogor, Kota Depok, Kab. Bogor, Jakarta Selatan, Surabaya, Makassar
+SAMPLE_SIZE = 3000
+console = Console()
+
+
+def docker_engine() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    result = subprocess.run(["docker", "info"], capture_output=True, check=False, timeout=20)  # noqa: S607
+    return result.returncode == 0
+
+
+def local_secrets() -> dict[str, str]:
+    """Secrets for this machine's demo, made once and kept in .local/ (git-ignored); never defaults in code."""
+    if not SECRETS.exists():
+        SECRETS.parent.mkdir(parents=True, exist_ok=True)
+        SECRETS.write_text(
+            f"LINDUNGI_NIK_HASH_SECRET={base64.b64encode(os.urandom(32)).decode()}\n"
+            f"LINDUNGI_SEAL_KEY={base64.b64encode(os.urandom(32)).decode()}\n"
+        )
+        SECRETS.chmod(0o600)
+    return dict(line.split("=", 1) for line in SECRETS.read_text().splitlines() if "=" in line)
+
+
+def environment() -> dict[str, str]:
+    return {
+        **os.environ,
+        **local_secrets(),
+        "LINDUNGI_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9092",
+        "LINDUNGI_MONGODB_URL": "mongodb://127.0.0.1:27017/",
+        "REGISTRATION_PARTNERS_SEED_FILE": str(SAMPLE / "partners.json"),
+        "NOTIFICATION_SEED_FILE": str(SAMPLE / "notification.json"),
+        "NOTIFICATION_SMTP_HOST": "127.0.0.1",
+        "NOTIFICATION_SMTP_PORT": "1025",
+        # The demo's sample is small: a coverage target makes milestones visible.
+        "REPORTING_DEFAULT_TARGET_RATIO": "0.0005",
+        "PYTHONPATH": str(ROOT),
+    }
+
+
+def supervisor_alive() -> bool:
+    if not SUPERVISOR_PID.exists():
+        return False
+    try:
+        os.kill(int(SUPERVISOR_PID.read_text()), 0)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+async def wait_ready(timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient() as client:
+        for name, url in URLS.items():
+            while True:
+                try:
+                    if (await client.get(f"{url}/ready", timeout=2)).status_code == 200:
+                        console.print(f"  {name} ready at {url}")
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"{name} did not become ready; see .local/logs/{name}.log")
+                await asyncio.sleep(0.5)
+
+
+def up_native(env: dict[str, str]) -> None:
+    subprocess.run([STACK, "start"], check=True, env=env)  # noqa: S603
+    if supervisor_alive():
+        console.print("services already running (make down stops them)")
+    else:
+        (STATE / "logs").mkdir(parents=True, exist_ok=True)
+        log = (STATE / "logs" / "supervisor.log").open("ab")
+        process = subprocess.Popen(  # noqa: S603
+            [sys.executable, str(ROOT / "deploy" / "local" / "supervise.py")],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # survives this command; `make down` stops it
+        )
+        SUPERVISOR_PID.parent.mkdir(parents=True, exist_ok=True)
+        SUPERVISOR_PID.write_text(str(process.pid))
+    asyncio.run(wait_ready())
+
+
+def up_compose(env: dict[str, str]) -> None:
+    subprocess.run(["docker", "compose", "up", "-d", "--wait"], check=True, cwd=ROOT, env=env)  # noqa: S607
+    asyncio.run(wait_ready())
+
+
+def publish_sample(env: dict[str, str]) -> None:
+    requests = STATE / "sample-requests.csv"
+    cli = [sys.executable, "-m", "lindungi.cli"]
+    subprocess.run(
+        [*cli, "generate", "--out", str(requests), "--count", str(SAMPLE_SIZE), "--seed", "2021",
+         "--regions", SAMPLE_REGIONS, "--invalid-share", "0.08", "--duplicate-share", "0.02"],
+        check=True, env=env, cwd=ROOT,
+    )  # fmt: skip
+    result = subprocess.run([*cli, "publish", str(requests), "--partner", "demo-jabar-jakarta"], env=env, cwd=ROOT, check=False)
+    if result.returncode not in (0, 3):
+        raise SystemExit("publishing the sample failed")
+
+
+def coverage_table() -> None:
+    regions = [code for code in SAMPLE_REGIONS.split(",")]
+    deadline = time.monotonic() + 30
+    rows = []
+    while time.monotonic() < deadline:
+        rows = []
+        for code in regions:
+            try:
+                figures = httpx.get(f"{URLS['reporting']}/regions/{code}", timeout=5).json()
+            except (httpx.HTTPError, json.JSONDecodeError):
+                figures = {}
+            rows.append((code, figures))
+        if all(f.get("active") for _, f in rows):
+            break
+        time.sleep(1)
+    table = Table(title="Coverage per regency/city (sample data)")
+    for column in ("region", "active", "coverage of workforce", "APBD per month", "rejected"):
+        table.add_column(column, justify="left" if column == "region" else "right")
+    for code, figures in rows:
+        coverage = figures.get("coverage") or {}
+        ratio = coverage.get("ratio")
+        apbd = (figures.get("monthly_contributions_by_funding_source") or {}).get("APBD", 0)
+        rejected = sum(v for v in (figures.get("rejections_by_reason") or {}).values() if isinstance(v, int))
+        table.add_row(
+            f"{figures.get('region_name', '?')} ({code})",
+            str(figures.get("active", 0)),
+            f"{ratio:.4%}" if isinstance(ratio, float) else "-",
+            f"Rp{apbd:,}".replace(",", "."),
+            str(rejected),
+        )
+    console.print(table)
+
+
+def where_to_look() -> None:
+    console.print(
+        "\n[bold]Where to look[/bold]\n"
+        f"  figures (API)      {URLS['reporting']}/regions/ID, /regions/32.71, /regions/32/children, /rankings,"
+        " /regions.csv\n"
+        "  figures (CLI)      .venv/bin/lindungi report 32\n"
+        f"  participants       {URLS['registration']}/partners, {URLS['registration']}/docs/asyncapi\n"
+        f"  notifications      e-mails in {STATE / 'mail'} (one .eml each), webhooks in {STATE / 'webhooks.log'},"
+        f" failures at {URLS['notification']}/deliveries?status=failed\n"
+        "  topics             lindungi.enrollment.outcomes.v1, lindungi.region.aggregates.v1,"
+        " lindungi.deadletters.v1 (.venv/bin/lindungi dlq list)\n"
+        f"  logs               {STATE / 'logs'}/<service>.log\n"
+        "  stop               make down\n"
+    )
+
+
+def down() -> None:
+    if supervisor_alive():
+        pid = int(SUPERVISOR_PID.read_text())
+        os.kill(pid, signal.SIGTERM)
+        for _ in range(200):
+            try:
+                os.kill(pid, 0)
+            except OSError:
+                break
+            time.sleep(0.2)
+        console.print("services stopped")
+    SUPERVISOR_PID.unlink(missing_ok=True)
+    if docker_engine() and (ROOT / "docker-compose.yml").exists():
+        subprocess.run(["docker", "compose", "down"], cwd=ROOT, check=False)  # noqa: S607
+    subprocess.run([STACK, "stop"], check=False)  # noqa: S603
+
+
+def main(argv: list[str]) -> int:
+    command = argv[0] if argv else "up"
+    env = environment()
+    if command == "up":
+        if docker_engine():
+            console.print("Docker engine found: starting docker-compose.yml")
+            up_compose(env)
+        else:
+            console.print("No Docker engine: starting the native stack and the services as supervised processes")
+            up_native(env)
+        publish_sample(env)
+        coverage_table()
+        where_to_look()
+    elif command == "down":
+        down()
+    elif command == "status":
+        subprocess.run([STACK, "status"], check=False)  # noqa: S603
+        console.print(f"services: {'running' if supervisor_alive() else 'stopped'}")
+        where_to_look()
+    else:
+        console.print(__doc__)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
