@@ -62,7 +62,7 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 
 
 @app.command()
-def generate(
+def generate(  # noqa: PLR0913, PLR0917 - typer: one parameter per option
     out: Annotated[Path, typer.Option("--out", "-o", help="CSV file to write")] = Path("requests.csv"),
     count: Annotated[int, typer.Option("--count", "-n", min=1)] = 1000,
     seed: Annotated[int, typer.Option(help="same seed, same file")] = 1,
@@ -71,9 +71,10 @@ def generate(
     duplicate_share: Annotated[float, typer.Option(min=0, max=1, help="share of requests sent twice")] = 0.0,
 ) -> None:
     """Write synthetic enrollment requests (valid NIKs, Indonesian names, realistic mix) to a CSV file."""
-    from services.registration.domain.synthetic import generate as synthesize  # noqa: PLC0415
+    from datetime import datetime  # noqa: PLC0415
+    from zoneinfo import ZoneInfo  # noqa: PLC0415
 
-    from datetime import date  # noqa: PLC0415
+    from services.registration.domain.synthetic import generate as synthesize  # noqa: PLC0415
 
     region_list = [r.strip() for r in regions.split(",")] if regions else None
     written = 0
@@ -85,7 +86,7 @@ def generate(
         for item in synthesize(
             count,
             seed=seed,
-            today=date.today(),
+            today=datetime.now(ZoneInfo("Asia/Jakarta")).date(),
             region_codes=region_list,
             invalid_share=invalid_share,
             duplicate_share=duplicate_share,
@@ -96,7 +97,7 @@ def generate(
     console.print(f"wrote {written} requests to {out}")
 
 
-def _row_of(request: ev.EnrollmentRequest, expected: str) -> dict[str, Any]:  # noqa: D103
+def _row_of(request: ev.EnrollmentRequest, expected: str) -> dict[str, Any]:
     worker = request.worker
     employer = request.employer
     return {
@@ -171,11 +172,12 @@ async def _publish(rows: list[Row], bootstrap: str, topic: str, progress: Progre
 
 async def _collect(  # noqa: PLR0913 - the facts of one wait
     bootstrap: str,
+    *,
     topic: str,
     start: dict[TopicPartition, int],
     partner_id: str,
     wanted: set[str],
-    timeout: float,
+    within: float,
     progress: Progress,
 ) -> dict[str, Any]:
     task = progress.add_task("waiting for outcomes", total=len(wanted))
@@ -188,7 +190,7 @@ async def _collect(  # noqa: PLR0913 - the facts of one wait
         consumer.assign(tps)
         for tp in tps:
             consumer.seek(tp, start.get(tp, 0))
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within
         while len(found) < len(wanted) and time.monotonic() < deadline:
             batch = await consumer.getmany(timeout_ms=500, max_records=5000)
             for records in batch.values():
@@ -236,7 +238,13 @@ def publish(
             await _publish(rows, config.kafka_bootstrap_servers, topics.ENROLLMENT_REQUESTS.name, progress)
             wanted = {r.event.data.request_id for r in rows}
             return await _collect(
-                config.kafka_bootstrap_servers, outcomes_topic, start, partner, wanted, timeout, progress
+                config.kafka_bootstrap_servers,
+                topic=outcomes_topic,
+                start=start,
+                partner_id=partner,
+                wanted=wanted,
+                within=timeout,
+                progress=progress,
             )
 
     outcomes = asyncio.run(run())

@@ -104,9 +104,13 @@ def _event(cells: dict[str, str], partner_id: str) -> tuple[ev.CloudEvent[Any], 
             "programs": programs,
             "funding_source": given.get("funding_source"),
             "coverage_start": given.get("coverage_start"),
-            **{k: given[k] for k in ("monthly_wage", "declared_income", "contract_value", "contract_months") if k in given},
+            **{
+                k: given[k]
+                for k in ("monthly_wage", "declared_income", "contract_value", "contract_months")
+                if k in given
+            },
         }
-        return ev.EnrollmentRequested(source=source, subject=request_id, data=data), given["nik"]  # type: ignore[arg-type]
+        return ev.EnrollmentRequested(source=source, subject=request_id, data=data), given["nik"]
     common = {"request_id": request_id, "nik": given["nik"], "segment": given.get("segment"),
               "effective_date": given.get("effective_date")}  # fmt: skip
     if action == "UPDATE":
@@ -118,16 +122,16 @@ def _event(cells: dict[str, str], partner_id: str) -> tuple[ev.CloudEvent[Any], 
             "contact_consent": _flag(given["contact_consent"]) if "contact_consent" in given else None,
             **{k: given[k] for k in ("monthly_wage", "declared_income") if k in given},
         }
-        return ev.UpdateRequested(source=source, subject=request_id, data=update), given["nik"]  # type: ignore[arg-type]
+        return ev.UpdateRequested(source=source, subject=request_id, data=update), given["nik"]
     if action == "TERMINATE":
         data = {**common, "reason": given.get("reason")}
-        return ev.TerminationRequested(source=source, subject=request_id, data=data), given["nik"]  # type: ignore[arg-type]
+        return ev.TerminationRequested(source=source, subject=request_id, data=data), given["nik"]
     if action == "REACTIVATE":
-        return ev.ReactivationRequested(source=source, subject=request_id, data=common), given["nik"]  # type: ignore[arg-type]
+        return ev.ReactivationRequested(source=source, subject=request_id, data=common), given["nik"]
     raise ValueError(f"action must be ENROLL, UPDATE, TERMINATE or REACTIVATE, not {action!r}")
 
 
-def read_requests(path: Path, partner_id: str) -> list[Row]:
+def read_requests(path: Path, partner_id: str) -> list[Row]:  # noqa: C901 - one pass, checks in reading order
     """Every row as a request event, or FileError naming every row that cannot be read."""
     if not path.exists():
         raise FileError([f"{path}: no such file"])

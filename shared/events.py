@@ -22,8 +22,8 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-SPEC_VERSION = "1.0"
-SCHEMA_VERSION = 1
+SPEC_VERSION: Literal["1.0"] = "1.0"
+SCHEMA_VERSION: Literal[1] = 1
 TYPE_PREFIX = "id.lindungi."
 
 
@@ -423,7 +423,8 @@ class RegionAggregate(Frozen):
     monthly_contributions_by_payer: dict[str, Figure] = Field(description="Rupiah per month, active participants")
     monthly_contributions_by_funding_source: dict[str, Figure]
     monthly_contributions_by_funding_source_and_payer: dict[str, dict[str, Figure]] = Field(
-        default_factory=dict, description="funding source -> payer -> Rupiah per month (what an APBD itself pays)"
+        default_factory=dict,
+        description="funding source -> payer -> Rupiah per month (what an APBD itself pays)",
     )
     annual_contributions_by_funding_source: dict[str, Figure] = Field(
         default_factory=dict, description="12 x the monthly figure: the yearly budget at today's enrollment"
@@ -450,13 +451,19 @@ class DeliveryChannel(StrEnum):
 
 
 class Delivery(Frozen):
-    source_event_id: str
+    """One notification to one recipient through one channel, once it was sent or finally failed."""
+
+    delivery_id: str = Field(description="the ledger key; also the `Idempotency-Key` receivers saw")
+    source_event_id: str = Field(
+        description="the outcome event id, or `milestone:...`, `stagnant:...`, `digest:...` for notices"
+    )
     kind: str = Field(description="what the notification is about, e.g. `participant.registered`")
     recipient_kind: Literal["worker", "partner", "subscriber"]
-    recipient: str = Field(description="address with its local part masked for workers")
+    recipient_id: str | None = Field(default=None, description="partner id or subscription id; none for workers")
+    recipient: str = Field(description="the address, masked (`s***@example.org`, `+62*******890`, URL without query)")
     channel: DeliveryChannel
-    attempts: int = Field(ge=1)
-    error: str | None = None
+    attempts: int = Field(ge=0, description="0 when it could not be attempted at all (e.g. no webhook configured)")
+    error: str | None = Field(default=None, description="the last error, personal data masked")
 
 
 class NotificationDelivered(CloudEvent[Delivery]):

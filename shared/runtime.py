@@ -15,6 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from faststream.asgi import AsgiFastStream, AsgiResponse, AsyncAPIRoute, get
+
+# Imported at run time, not under TYPE_CHECKING: FastStream resolves handler annotations when it wires them.
+from faststream.asgi.types import ASGIApp, Scope
 from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.specification import AsyncAPI
@@ -22,17 +25,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from shared.messaging import LogContextMiddleware
 
-# Imported at run time, not under TYPE_CHECKING: FastStream resolves handler annotations when it wires them.
-from faststream.asgi.types import ASGIApp, Scope  # noqa: TC002
-
 if TYPE_CHECKING:
     from pymongo import AsyncMongoClient
 
 
 def json_response(body: object, status: int = 200) -> AsgiResponse:
-    return AsgiResponse(
-        json.dumps(body, default=str).encode(), status, headers={"content-type": "application/json"}
-    )
+    return AsgiResponse(json.dumps(body, default=str).encode(), status, headers={"content-type": "application/json"})
 
 
 @dataclass
@@ -56,7 +54,7 @@ class Probe:
         return True
 
     async def check(self) -> dict[str, bool]:
-        checks = {"kafka": self.broker.ping(self.timeout), "mongodb": self._mongo_up()}
+        checks: dict[str, Awaitable[bool]] = {"kafka": self.broker.ping(self.timeout), "mongodb": self._mongo_up()}
         checks.update({name: probe() for name, probe in self.extra.items()})
         results = await asyncio.gather(*checks.values(), return_exceptions=True)
         return {name: result is True for name, result in zip(checks, results, strict=True)}

@@ -49,7 +49,7 @@ class ServiceProcess:
             "PYTHONUNBUFFERED": "1",
         }
         log = self.log_path.open("ab")
-        self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        self.process = subprocess.Popen(
             [sys.executable, "-m", f"services.{self.name}"],
             cwd=ROOT,
             env=env,
@@ -92,9 +92,7 @@ class ServiceProcess:
         return self.log_path.read_text(errors="replace")
 
 
-async def publish(
-    bootstrap: str, topic: str, items: Iterable[tuple[bytes | None, bytes, dict[str, str]]]
-) -> int:
+async def publish(bootstrap: str, topic: str, items: Iterable[tuple[bytes | None, bytes, dict[str, str]]]) -> int:
     """Publish raw (key, value, headers) records; keyed, so per-key order holds."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, linger_ms=5)
     await producer.start()
@@ -103,9 +101,7 @@ async def publish(
         futures = []
         for key, value, headers in items:
             futures.append(
-                await producer.send(
-                    topic, value, key=key, headers=[(k, v.encode()) for k, v in headers.items()]
-                )
+                await producer.send(topic, value, key=key, headers=[(k, v.encode()) for k, v in headers.items()])
             )
             count += 1
         await asyncio.gather(*futures)
@@ -130,9 +126,7 @@ async def consume_until(
     timeout: float = 60,
 ) -> list[ConsumerRecord[bytes, bytes]]:
     """Read a topic from the beginning (no group) until `done(records)` or the deadline."""
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
-    )
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None)
     await consumer.start()
     records: list[ConsumerRecord[bytes, bytes]] = []
     deadline = time.monotonic() + timeout

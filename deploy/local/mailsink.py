@@ -32,7 +32,7 @@ async def main() -> None:
     MAIL.mkdir(parents=True, exist_ok=True)
     controller = Controller(Keep(), hostname="127.0.0.1", port=PORT)
     controller.start()
-    print(f"mail sink on 127.0.0.1:{PORT}, messages in {MAIL}", flush=True)  # noqa: T201
+    print(f"mail sink on 127.0.0.1:{PORT}, messages in {MAIL}", flush=True)
     try:
         await asyncio.Event().wait()
     finally:

@@ -39,7 +39,8 @@ URLS = {
     "reporting": "http://127.0.0.1:8002",
     "notification": "http://127.0.0.1:8003",
 }
-SAMPLE_REGIONS = "32.71,32.76,32.01,31.74,35.78,73.71"  # Kota Bogor, Kota Depok, Kab. Bogor, Jakarta Selatan, Surabaya, Makassar
+# Kota Bogor, Kota Depok, Kabupaten Bogor, Jakarta Selatan, Kota Surabaya, Kota Makassar
+SAMPLE_REGIONS = "32.71,32.76,32.01,31.74,35.78,73.71"
 SAMPLE_SIZE = 3000
 console = Console()
 
@@ -89,8 +90,8 @@ def supervisor_alive() -> bool:
     return True
 
 
-async def wait_ready(timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
+async def wait_ready(within: float = 120) -> None:
+    deadline = time.monotonic() + within
     async with httpx.AsyncClient() as client:
         for name, url in URLS.items():
             while True:
@@ -106,13 +107,13 @@ async def wait_ready(timeout: float = 120) -> None:
 
 
 def up_native(env: dict[str, str]) -> None:
-    subprocess.run([STACK, "start"], check=True, env=env)  # noqa: S603
+    subprocess.run([STACK, "start"], check=True, env=env)
     if supervisor_alive():
         console.print("services already running (make down stops them)")
     else:
         (STATE / "logs").mkdir(parents=True, exist_ok=True)
         log = (STATE / "logs" / "supervisor.log").open("ab")
-        process = subprocess.Popen(  # noqa: S603
+        process = subprocess.Popen(
             [sys.executable, str(ROOT / "deploy" / "local" / "supervise.py")],
             cwd=ROOT,
             env=env,
@@ -138,13 +139,15 @@ def publish_sample(env: dict[str, str]) -> None:
          "--regions", SAMPLE_REGIONS, "--invalid-share", "0.08", "--duplicate-share", "0.02"],
         check=True, env=env, cwd=ROOT,
     )  # fmt: skip
-    result = subprocess.run([*cli, "publish", str(requests), "--partner", "demo-jabar-jakarta"], env=env, cwd=ROOT, check=False)
+    result = subprocess.run(
+        [*cli, "publish", str(requests), "--partner", "demo-jabar-jakarta"], env=env, cwd=ROOT, check=False
+    )
     if result.returncode not in (0, 3):
         raise SystemExit("publishing the sample failed")
 
 
 def coverage_table() -> None:
-    regions = [code for code in SAMPLE_REGIONS.split(",")]
+    regions = SAMPLE_REGIONS.split(",")
     deadline = time.monotonic() + 30
     rows = []
     while time.monotonic() < deadline:
@@ -206,7 +209,7 @@ def down() -> None:
     SUPERVISOR_PID.unlink(missing_ok=True)
     if docker_engine() and (ROOT / "docker-compose.yml").exists():
         subprocess.run(["docker", "compose", "down"], cwd=ROOT, check=False)  # noqa: S607
-    subprocess.run([STACK, "stop"], check=False)  # noqa: S603
+    subprocess.run([STACK, "stop"], check=False)
 
 
 def main(argv: list[str]) -> int:
@@ -225,7 +228,7 @@ def main(argv: list[str]) -> int:
     elif command == "down":
         down()
     elif command == "status":
-        subprocess.run([STACK, "status"], check=False)  # noqa: S603
+        subprocess.run([STACK, "status"], check=False)
         console.print(f"services: {'running' if supervisor_alive() else 'stopped'}")
         where_to_look()
     else:

@@ -32,7 +32,7 @@ class Child:
     def start(self) -> None:
         log = (LOGS / f"{self.name}.log").open("ab")
         env = {**os.environ, "LINDUNGI_LOG_FORMAT": "json", "PYTHONUNBUFFERED": "1"}
-        self.process = subprocess.Popen(self.argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
+        self.process = subprocess.Popen(self.argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         self.started_at = time.monotonic()
 
     def stop(self) -> None:
@@ -69,7 +69,7 @@ def main() -> None:
                 quick = time.monotonic() - child.started_at < 10
                 delay = min(30, 2 ** min(child.restarts, 5)) if quick else 0
                 child.restarts += 1
-                print(f"{child.name} exited with {child.process.returncode}; restart in {delay}s", flush=True)  # noqa: T201
+                print(f"{child.name} exited with {child.process.returncode}; restart in {delay}s", flush=True)
                 time.sleep(delay)
                 child.start()
     for child in reversed(CHILDREN):

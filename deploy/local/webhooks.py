@@ -17,7 +17,7 @@ PORT = int(os.environ.get("LINDUNGI_WEBHOOKS_PORT", "8099"))
 
 
 class Receiver(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:  # noqa: N802 - http.server's hook name
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("content-length", "0")))
         entry = {
             "received_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -36,5 +36,5 @@ class Receiver(BaseHTTPRequestHandler):
 
 if __name__ == "__main__":
     LOG.parent.mkdir(parents=True, exist_ok=True)
-    print(f"webhook receiver on 127.0.0.1:{PORT}, log in {LOG}", flush=True)  # noqa: T201
+    print(f"webhook receiver on 127.0.0.1:{PORT}, log in {LOG}", flush=True)
     ThreadingHTTPServer(("127.0.0.1", PORT), Receiver).serve_forever()

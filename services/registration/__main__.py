@@ -9,7 +9,7 @@ from shared.runtime import serve
 
 
 def main() -> None:
-    settings = RegistrationSettings()  # type: ignore[call-arg]  # secrets come from the environment
+    settings = RegistrationSettings()  # secrets come from the environment
     configure_logging("registration", settings.log_level, settings.log_format)
     serve(create_app(settings), settings.http_host, settings.http_port)
 

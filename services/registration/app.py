@@ -38,7 +38,7 @@ WIB = ZoneInfo("Asia/Jakarta")  # "today" for a rule is the date in Indonesia's 
 
 
 def create_app(settings: RegistrationSettings | None = None) -> AsgiFastStream:  # noqa: C901, PLR0915 - wiring
-    settings = settings or RegistrationSettings()  # type: ignore[call-arg]  # secrets come from the environment
+    settings = settings or RegistrationSettings()  # secrets come from the environment
     registry = CollectorRegistry()
     broker = new_broker(
         settings.kafka_bootstrap_servers,
@@ -48,9 +48,7 @@ def create_app(settings: RegistrationSettings | None = None) -> AsgiFastStream: 
         enable_idempotence=True,  # no reordering or duplicates from producer retries
         linger_ms=5,
     )
-    failures = Counter(
-        "registration_batch_failures", "batches that failed and were rewound", registry=registry
-    )
+    failures = Counter("registration_batch_failures", "batches that failed and were rewound", registry=registry)
     regions = load_regions()
     sealer = Sealer(settings.seal_key.get_secret_value())
     secret = settings.nik_hash_secret.get_secret_value().encode()
@@ -124,7 +122,7 @@ def create_app(settings: RegistrationSettings | None = None) -> AsgiFastStream: 
         await store.upsert_partner(partner)
         return json_response(partner.model_dump(mode="json"))
 
-    app = asgi_app(
+    return asgi_app(
         broker,
         probe,
         registry,
@@ -133,4 +131,3 @@ def create_app(settings: RegistrationSettings | None = None) -> AsgiFastStream: 
         routes=[("/partners", HttpHandler(partners, methods=("GET", "POST"), include_in_schema=False))],
         lifespan=lifespan,
     )
-    return app

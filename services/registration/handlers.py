@@ -113,7 +113,11 @@ class Intake:
                 )
 
     async def _decide(
-        self, events: list[RequestEvent], answered: list[Decision], ctx: Context, recorded: dict[str, Decision]
+        self,
+        events: list[RequestEvent],
+        answered: list[Decision],
+        ctx: Context,
+        recorded: dict[str, Decision],
     ) -> list[tuple[Decision, bool]]:
         """Decisions in input order, each flagged new (True) or replayed from the request log (False)."""
         pids = {participant_id(nik_of(e), e.data.segment, ctx.nik_secret) for e in events}
@@ -142,15 +146,11 @@ class Intake:
             result.append((decision, True))
         return result
 
-    def _read(
-        self, record: ConsumerRecord[bytes, bytes], ctx: Context
-    ) -> RequestEvent | Decision | DeadLetterRecorded:
+    def _read(self, record: ConsumerRecord[bytes, bytes], ctx: Context) -> RequestEvent | Decision | DeadLetterRecorded:
         """Decode a record; what cannot be decoded is answered (if the partner can be told) or dead-lettered."""
         value = record.value or b""
         if len(value) > self.settings.max_message_bytes:
-            return self._dead(
-                record, "MessageTooLarge", f"{len(value)} bytes > {self.settings.max_message_bytes}"
-            )
+            return self._dead(record, "MessageTooLarge", f"{len(value)} bytes > {self.settings.max_message_bytes}")
         try:
             return partner_request_adapter.validate_json(value)
         except ValidationError as error:
@@ -169,9 +169,7 @@ class Intake:
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
             return self._dead(record, "NotJson", str(error))
         data = raw.get("data") if isinstance(raw, dict) else None
-        source, request_id = (
-            (raw.get("source"), data.get("request_id")) if isinstance(data, dict) else (None, None)
-        )
+        source, request_id = (raw.get("source"), data.get("request_id")) if isinstance(data, dict) else (None, None)
         if not (isinstance(source, str) and source and isinstance(request_id, str) and request_id):
             return self._dead(record, "SchemaInvalid", problems)
         event_type = raw.get("type")
@@ -182,9 +180,7 @@ class Intake:
         else:
             code, detail = ReasonCode.SCHEMA_INVALID, problems
         event_id = (
-            raw.get("id")
-            if isinstance(raw.get("id"), str)
-            else f"{record.topic}:{record.partition}:{record.offset}"
+            raw.get("id") if isinstance(raw.get("id"), str) else f"{record.topic}:{record.partition}:{record.offset}"
         )
         return schema_rejection(
             event_id=event_id,
@@ -198,9 +194,7 @@ class Intake:
 
     def _dead(self, record: ConsumerRecord[bytes, bytes], error_type: str, error: str) -> DeadLetterRecorded:
         log.warning("dead-lettered", error_type=error_type, error=error)
-        return dead_letter(
-            record, error_type=error_type, error=error, service="registration", sealer=self.sealer
-        )
+        return dead_letter(record, error_type=error_type, error=error, service="registration", sealer=self.sealer)
 
     async def _publish(self, decisions: Sequence[Decision], dead: Sequence[DeadLetterRecorded]) -> None:
         """Keyed publishes, not awaited one by one: per-key routing is kept and the producer batches them."""
@@ -208,9 +202,7 @@ class Intake:
 
         async def send(event: CloudEvent[Any], topic: str, key: str) -> None:
             value, headers = encode(event)
-            pending.append(
-                await self.broker.publish(value, topic, key=key.encode(), headers=headers, no_confirm=True)
-            )
+            pending.append(await self.broker.publish(value, topic, key=key.encode(), headers=headers, no_confirm=True))
 
         for decision in decisions:
             await send(decision.outcome, self.settings.outcomes_topic, decision.outcome_key)

@@ -24,9 +24,7 @@ class RegistrationSettings(ServiceSettings):
         default=False,
         description="also publish each outcome to lindungi.partner.<id>.outcomes.v1 (production ACL profile)",
     )
-    partners_seed_file: Path | None = Field(
-        default=None, description="JSON list of partners upserted at start"
-    )
+    partners_seed_file: Path | None = Field(default=None, description="JSON list of partners upserted at start")
     batch_max_records: int = Field(default=500, ge=1, le=10_000)
     batch_timeout_ms: int = Field(default=100, ge=1)
     create_topics: bool = True

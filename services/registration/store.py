@@ -20,7 +20,7 @@ from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
-from services.registration.domain.decisions import Decision, Partner, ParticipantRecord
+from services.registration.domain.decisions import Decision, ParticipantRecord, Partner
 from shared.crypto import Sealer
 
 DUPLICATE_KEY = 11000
@@ -124,32 +124,9 @@ class MongoRegistrationStore:
         FerretDB updates cost a round of SQLite work each while inserts are batched, so a participation first
         seen in this batch is inserted, and only a change to an existing one is an update (by _id alone).
         """
-        latest: dict[str, ParticipantRecord] = {}
-        first_version: dict[str, int] = {}
-        niks: dict[str, str] = {}
-        sealed: dict[str, str] = {}  # from the request log, when a replay carries no NIK in memory
-        history: list[Document] = []
-        for decision in decisions:
-            after = decision.participant
-            if after is None:
-                continue
-            latest[after.participant_id] = after
-            first_version.setdefault(after.participant_id, after.version)
-            if after.nik is not None:
-                niks[after.participant_id] = after.nik
-            elif after.nik_sealed is not None:
-                sealed.setdefault(after.participant_id, after.nik_sealed)
-            if decision.history is not None:
-                history.append(decision.history)
         inserts: list[Document] = []
-        for pid, after in latest.items():
-            document = after.to_document()
-            if pid in niks:
-                # The NIK is kept only sealed; the participant id binds the ciphertext to its document.
-                document["nik_sealed"] = self._sealer.seal(niks[pid].encode(), pid.encode())
-            elif pid in sealed:
-                document["nik_sealed"] = sealed[pid]
-            if first_version[pid] == 1:
+        for document, is_new in self._participant_states(decisions):
+            if is_new:
                 inserts.append(document)
             else:
                 await self._set_if_newer(document)
@@ -161,11 +138,39 @@ class MongoRegistrationStore:
                 # Already there from an earlier attempt at this batch: bring it to this batch's state.
                 for failed in error.details.get("writeErrors", []):
                     await self._set_if_newer(inserts[failed["index"]])
+        history = [d.history for d in decisions if d.participant is not None and d.history is not None]
         if history:
             try:
                 await self.history.insert_many(history, ordered=False)
             except BulkWriteError as error:
                 _ignore_duplicates(error)  # already written by an earlier attempt at this batch
+
+    def _participant_states(self, decisions: Sequence[Decision]) -> list[tuple[Document, bool]]:
+        """One document per participation: its last state in the batch, with its NIK sealed, and whether the
+        batch created it. An enrollment followed by an update in one batch keeps the enrollment's NIK."""
+        latest: dict[str, ParticipantRecord] = {}
+        created: set[str] = set()
+        sealed: dict[str, str] = {}
+        for decision in decisions:
+            after = decision.participant
+            if after is None:
+                continue
+            pid = after.participant_id
+            if pid not in latest and after.version == 1:
+                created.add(pid)
+            latest[pid] = after
+            if after.nik is not None:
+                # The participant id binds the ciphertext to its document.
+                sealed[pid] = self._sealer.seal(after.nik.encode(), pid.encode())
+            elif after.nik_sealed is not None:  # replayed from the request log
+                sealed.setdefault(pid, after.nik_sealed)
+        states = []
+        for pid, after in latest.items():
+            document = after.to_document()
+            if pid in sealed:
+                document["nik_sealed"] = sealed[pid]
+            states.append((document, pid in created))
+        return states
 
     async def _set_if_newer(self, document: Document) -> None:
         """Set a participation's state unless the stored one is as new or newer (a replay of an old request

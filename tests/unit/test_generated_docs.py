@@ -14,7 +14,12 @@ def test_committed_asyncapi_documents_match_the_services() -> None:
     # A clean environment: topic names and servers in the documents are the defaults, not a test's.
     env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp")}
     result = subprocess.run(
-        [sys.executable, "-m", "services.asyncapi", "--check"], cwd=ROOT, env=env, capture_output=True, text=True, check=False
+        [sys.executable, "-m", "services.asyncapi", "--check"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
 

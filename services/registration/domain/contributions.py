@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import itertools
 import tomllib
-from datetime import date  # noqa: TC003 - pydantic resolves the rate models' annotations at runtime
+from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from functools import cache
 from importlib import resources
@@ -378,9 +378,7 @@ def calculate(terms: ContributionTerms, on: date, rates: RateTable | None = None
     return ledger.contributions(on)
 
 
-def _pu(
-    terms: ContributionTerms, programs: frozenset[Program], on: date, table: RateTable, ledger: _Ledger
-) -> None:
+def _pu(terms: ContributionTerms, programs: frozenset[Program], on: date, table: RateTable, ledger: _Ledger) -> None:
     if not terms.monthly_wage:
         raise IncompleteTermsError("PU needs a monthly wage")
     if terms.employer is None:
@@ -417,9 +415,7 @@ def _pu(
         ledger.add(Program.JP, worker, _rupiah(_percent_of(base, jp.worker)))
 
 
-def _bpu(
-    terms: ContributionTerms, programs: frozenset[Program], on: date, table: RateTable, ledger: _Ledger
-) -> None:
+def _bpu(terms: ContributionTerms, programs: frozenset[Program], on: date, table: RateTable, ledger: _Ledger) -> None:
     if terms.declared_income is None:
         raise IncompleteTermsError("BPU needs a declared income")
     income = Decimal(terms.declared_income)
@@ -444,9 +440,7 @@ def tiered(value: Decimal, tiers: Sequence[Tier]) -> Decimal:
     return total
 
 
-def _jakon(
-    terms: ContributionTerms, programs: frozenset[Program], on: date, table: RateTable, ledger: _Ledger
-) -> None:
+def _jakon(terms: ContributionTerms, programs: frozenset[Program], on: date, table: RateTable, ledger: _Ledger) -> None:
     if not terms.contract_value:
         raise IncompleteTermsError("JAKON needs a contract value")
     value = Decimal(terms.contract_value)
@@ -469,9 +463,7 @@ def placement_amount(months: int, rates: PmiRates) -> Decimal:
     return package.amount + (months - package.months) * rates.extension_per_month
 
 
-def _pmi(
-    terms: ContributionTerms, programs: frozenset[Program], on: date, table: RateTable, ledger: _Ledger
-) -> None:
+def _pmi(terms: ContributionTerms, programs: frozenset[Program], on: date, table: RateTable, ledger: _Ledger) -> None:
     if not terms.contract_months:
         raise IncompleteTermsError("PMI needs the placement contract length")
     rates = _in_force(table.pmi, on, "PMI")

@@ -18,8 +18,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.registration.domain.contributions import calculate
 from services.registration.domain.age import age_band
+from services.registration.domain.contributions import calculate
 from services.registration.domain.rules import (
     apply_update,
     assess_enrollment,
@@ -42,8 +42,8 @@ from shared.events import (
     ParticipantStatus,
     ParticipantTerminated,
     ParticipantUpdated,
-    ReactivationRequested,
     Reactivated,
+    ReactivationRequested,
     Registered,
     Rejected,
     RequestAction,
@@ -192,9 +192,7 @@ def nik_of(event: RequestEvent) -> str:
     return data.worker.nik if isinstance(data, EnrollmentRequest) else data.nik
 
 
-def _rejected(
-    event: RequestEvent, ctx: Context, violations: list[Violation], region: str | None = None
-) -> Decision:
+def _rejected(event: RequestEvent, ctx: Context, violations: list[Violation], region: str | None = None) -> Decision:
     partner = partner_id_of(event.source)
     nik = nik_of(event)
     hashed = nik_hash(nik, ctx.nik_secret)
@@ -219,9 +217,7 @@ def _rejected(
     return Decision(request_key(partner, data.request_id), outcome, hashed, partner)
 
 
-def _authority(
-    partner: Partner | None, region_code: str, request: RequestEvent, ctx: Context
-) -> list[Violation]:
+def _authority(partner: Partner | None, region_code: str, request: RequestEvent, ctx: Context) -> list[Violation]:
     """What the partner may not submit. An unknown or inactive partner may submit nothing."""
     if partner is None or not partner.active:
         return [Violation(ReasonCode.PARTNER_UNKNOWN, "source", partner_id_of(request.source))]
@@ -232,15 +228,11 @@ def _authority(
         found.append(Violation(ReasonCode.PARTNER_SEGMENT_NOT_ALLOWED, "segment", request.data.segment.value))
     basis = request.data
     if isinstance(basis, EnrollmentRequest) and basis.funding_source not in partner.funding_sources:
-        found.append(
-            Violation(ReasonCode.PARTNER_FUNDING_NOT_ALLOWED, "funding_source", basis.funding_source.value)
-        )
+        found.append(Violation(ReasonCode.PARTNER_FUNDING_NOT_ALLOWED, "funding_source", basis.funding_source.value))
     return found
 
 
-def _snapshot(
-    basis: EnrollmentRequest, pid: str, hashed: str, status: ParticipantStatus, ctx: Context
-) -> Participant:
+def _snapshot(basis: EnrollmentRequest, pid: str, hashed: str, status: ParticipantStatus, ctx: Context) -> Participant:
     on = max(ctx.today, basis.coverage_start)
     worker = basis.worker
     region = ctx.regions.get(basis.region_code)
@@ -279,9 +271,7 @@ def _with_nik(basis: EnrollmentRequest, nik: str) -> EnrollmentRequest:
     return basis.model_copy(update={"worker": basis.worker.model_copy(update={"nik": nik})})
 
 
-def _history(
-    decision_key: str, record: ParticipantRecord, event: RequestEvent, ctx: Context
-) -> dict[str, Any]:
+def _history(decision_key: str, record: ParticipantRecord, event: RequestEvent, ctx: Context) -> dict[str, Any]:
     """Who changed what, when, from which request. No NIK: the participant id is the link."""
     return {
         "_id": decision_key,
@@ -392,9 +382,7 @@ def _update(
     basis = apply_update(terms, event.data)
     version = current.version + 1
     snapshot = _snapshot(basis, current.participant_id, current.nik_hash, ParticipantStatus.ACTIVE, ctx)
-    record = current.model_copy(
-        update={"version": version, "snapshot": snapshot, "basis": _masked_basis(basis)}
-    )
+    record = current.model_copy(update={"version": version, "snapshot": snapshot, "basis": _masked_basis(basis)})
     outcome = ParticipantUpdated(
         source=SOURCE,
         subject=current.participant_id,
@@ -442,9 +430,7 @@ def _reactivate(
     # The participation resumes on its previous terms, at today's rates.
     basis = _with_nik(current.basis, event.data.nik)
     snapshot = _snapshot(basis, current.participant_id, current.nik_hash, ParticipantStatus.ACTIVE, ctx)
-    record = current.model_copy(
-        update={"version": version, "status": ParticipantStatus.ACTIVE, "snapshot": snapshot}
-    )
+    record = current.model_copy(update={"version": version, "status": ParticipantStatus.ACTIVE, "snapshot": snapshot})
     outcome = ParticipantReactivated(
         source=SOURCE,
         subject=current.participant_id,
@@ -454,9 +440,7 @@ def _reactivate(
     return _accept(event, record, outcome, ctx, [])
 
 
-def decide(
-    event: RequestEvent, partner: Partner | None, current: ParticipantRecord | None, ctx: Context
-) -> Decision:
+def decide(event: RequestEvent, partner: Partner | None, current: ParticipantRecord | None, ctx: Context) -> Decision:
     """The one entry point: route by request kind."""
     match event:
         case EnrollmentRequested():

@@ -79,9 +79,7 @@ def _birth_date(ddmmyy: str, today: date) -> tuple[date, Sex] | str:
     return "DDMMYY"
 
 
-def parse_nik(
-    nik: str, today: date, regions: Regions, *, field: str = "worker.nik"
-) -> ParsedNik | list[Violation]:
+def parse_nik(nik: str, today: date, regions: Regions, *, field: str = "worker.nik") -> ParsedNik | list[Violation]:
     """Parse a NIK, or list every part that is invalid (`field` names the request field in the findings).
 
     An invalid NIK yields violations only; a valid one yields a `ParsedNik` whose `warnings` record an

@@ -282,9 +282,7 @@ def _declared_income(income: int | None, on: date, table: RateTable, *, required
     except RateNotInForceError:
         return []  # the date itself is reported as out of range
     if income < minimum:
-        return [
-            Violation(R.INCOME_BELOW_MINIMUM, "declared_income", f"< Rp{int(minimum):,}".replace(",", "."))
-        ]
+        return [Violation(R.INCOME_BELOW_MINIMUM, "declared_income", f"< Rp{int(minimum):,}".replace(",", "."))]
     return []
 
 
@@ -302,18 +300,14 @@ def _programs(
     return found
 
 
-def _program_table(
-    rule: ProgramRule, programs: Sequence[Program]
-) -> tuple[list[Violation], frozenset[Program]]:
+def _program_table(rule: ProgramRule, programs: Sequence[Program]) -> tuple[list[Violation], frozenset[Program]]:
     """Findings in the table's terms, and the mandatory programs found missing."""
     chosen = frozenset(programs)
     # One finding per repeated program, however often it repeats.
     repeated = {p for i, p in enumerate(programs) if p in programs[:i]}
     found = [Violation(R.PROGRAM_DUPLICATE, "programs", p.value) for p in Program if p in repeated]
     found.extend(
-        Violation(R.PROGRAM_NOT_OFFERED, "programs", p.value)
-        for p in Program
-        if p in chosen and p not in rule.offered
+        Violation(R.PROGRAM_NOT_OFFERED, "programs", p.value) for p in Program if p in chosen and p not in rule.offered
     )
     missing = frozenset(p for p in Program if p in rule.mandatory and p not in chosen)
     found.extend(Violation(R.PROGRAM_MANDATORY_MISSING, "programs", p.value) for p in Program if p in missing)
@@ -345,11 +339,7 @@ def _funding(segment: Segment, category: Category, funding: FundingSource) -> li
         allowed = frozenset().union(*(FUNDING[(segment, c)] for c in CATEGORIES[segment]))
     if funding in allowed:
         return []
-    return [
-        Violation(
-            R.FUNDING_NOT_ALLOWED, "funding_source", f"{funding.value}: {segment.value}/{category.value}"
-        )
-    ]
+    return [Violation(R.FUNDING_NOT_ALLOWED, "funding_source", f"{funding.value}: {segment.value}/{category.value}")]
 
 
 def _window(on: date, today: date, back_days: int, ahead_days: int) -> str | None:
@@ -359,9 +349,7 @@ def _window(on: date, today: date, back_days: int, ahead_days: int) -> str | Non
     return f"{earliest.isoformat()} – {latest.isoformat()}"
 
 
-def _coverage_start(
-    request: EnrollmentRequest, today: date, table: RateTable, limits: Limits
-) -> list[Violation]:
+def _coverage_start(request: EnrollmentRequest, today: date, table: RateTable, limits: Limits) -> list[Violation]:
     outside = _window(request.coverage_start, today, limits.max_backdate_days, limits.max_future_days)
     if outside is not None:
         return [Violation(R.COVERAGE_START_INVALID, "coverage_start", outside)]
@@ -387,9 +375,7 @@ def _effective_date(
     if outside is not None:
         return [Violation(R.EFFECTIVE_DATE_INVALID, "effective_date", outside)]
     if current is not None and effective < current.coverage_start:
-        return [
-            Violation(R.EFFECTIVE_DATE_INVALID, "effective_date", f"< {current.coverage_start.isoformat()}")
-        ]
+        return [Violation(R.EFFECTIVE_DATE_INVALID, "effective_date", f"< {current.coverage_start.isoformat()}")]
     return []
 
 
@@ -431,9 +417,7 @@ def validate_update(  # noqa: PLR0913 - the options are keyword-only with defaul
         if segment != Segment.BPU:
             found.append(_not_applicable("declared_income", segment))
         else:
-            found.extend(
-                _declared_income(request.declared_income, request.effective_date, table, required=False)
-            )
+            found.extend(_declared_income(request.declared_income, request.effective_date, table, required=False))
     if request.programs is not None:
         employer = current.employer if current is not None else None
         size = employer.size if employer is not None else None
@@ -454,9 +438,7 @@ def validate_termination(
 ) -> list[Violation]:
     """Every violation of a termination request; terminations may be backdated further than enrollments."""
     found = _nik_violations(request.nik, today, regions)
-    found.extend(
-        _effective_date(request.effective_date, today, limits.termination_max_backdate_days, limits, current)
-    )
+    found.extend(_effective_date(request.effective_date, today, limits.termination_max_backdate_days, limits, current))
     return found
 
 

@@ -131,6 +131,7 @@ _RISK_WEIGHTS = (0.40, 0.30, 0.15, 0.10, 0.05)
 _BPU_INCOMES = (1_000_000, 1_500_000, 2_000_000, 2_500_000, 3_000_000, 4_000_000, 5_000_000)
 _PMI_MONTHS = (6, 12, 18, 24, 24, 24)
 _DAYS_PER_YEAR = 365.2425
+_SERIALS = tuple(f"{serial:04d}" for serial in range(10_000))
 
 # The hot loop avoids enum attribute lookups and `.value` (each costs more than a random draw): members are
 # bound to module names once, and turned into their plain strings through one dict.
@@ -298,15 +299,12 @@ class _World:
             population = regions.population(region.code)
             total += population.total if population is not None and population.total > 0 else 1
             self.cumulative.append(total)
-            self.regencies.append(
-                _Regency(region.code, kecamatan, _unused(regions, region.code, range(99, 0, -1)))
-            )
+            self.regencies.append(_Regency(region.code, kecamatan, _unused(regions, region.code, range(99, 0, -1))))
         if not self.regencies:
             raise ValueError("no regency/city with kecamatan matches region_codes")
         self.total = total
         self.unknown_regency = {
-            province: _unused(regions, province, range(69, 0, -1))
-            for province in {r.province for r in self.regencies}
+            province: _unused(regions, province, range(69, 0, -1)) for province in {r.province for r in self.regencies}
         }
 
 
@@ -393,6 +391,10 @@ class _Maker:
         self.today_ordinal = today.toordinal()
         # NIKs handed out (as ints: half the memory of strings), so that no two workers share one.
         self.issued: set[int] = set()
+        self.births: dict[int, tuple[date, str, str]] = {}
+        # Coverage starts from two weeks back to a month ahead, well inside the rules' window.
+        self.starts = {o: date.fromordinal(o) for o in range(self.today_ordinal - 14, self.today_ordinal + 31)}
+        self.iso: dict[date, str] = {}
         self.kinds = [_Kind(p) for p in PROFILES]
         self.kind_cumulative = list(itertools.accumulate(p.weight for p in PROFILES))
         # JKP only well below its age limit, so that a shifted coverage start cannot cross it.
@@ -440,10 +442,11 @@ class _Maker:
         d.sex = _FEMALE if female else _MALE
 
         start = self.today_ordinal + int(random_() * 45) - 14
-        d.coverage_start = date.fromordinal(start)
+        d.coverage_start = self.starts[start]
         low, high, mode = kind.ages
         age_days = int(self.rng.triangular(low, high + 1, mode) * _DAYS_PER_YEAR)
-        d.birth = birth = date.fromordinal(start - age_days)
+        born = self.births.get(start - age_days) or self._birth(start - age_days)
+        d.birth = born[0]
 
         if segment is _PU:
             self._pu(d, jkp_age=age_days < self.jkp_max_age_days)
@@ -454,13 +457,25 @@ class _Maker:
         else:
             d.contract_months = _PMI_MONTHS[int(random_() * len(_PMI_MONTHS))]
             d.programs = [_JKK, _JKM, _JHT] if random_() < 0.1 else [_JKK, _JKM]
-        self._nik(d, regency.digits[at], birth, female=female)
+        self._nik(d, regency.digits[at] + (born[2] if female else born[1]))
         return d
 
-    def _nik(self, d: _Draft, region_digits: str, birth: date, *, female: bool) -> None:
-        serial = 1 + int(self.random() * 4999)
-        day = birth.day + 40 if female else birth.day
-        nik = f"{region_digits}{day:02d}{birth.month:02d}{birth.year % 100:02d}{serial:04d}"
+    def _birth(self, ordinal: int) -> tuple[date, str, str]:
+        """A birth date with its NIK digits for a man and for a woman, formatted once: some 17,000 dates
+        recur across a million requests."""
+        born = date.fromordinal(ordinal)
+        month_year = f"{born.month:02d}{born.year % 100:02d}"
+        self.births[ordinal] = entry = (
+            born,
+            f"{born.day:02d}{month_year}",
+            f"{born.day + 40:02d}{month_year}",
+        )
+        return entry
+
+    def _nik(self, d: _Draft, head: str) -> None:
+        """The NIK from its first twelve digits (region and birth date) and a fresh serial."""
+        serial = 1 + int(self.random() * 4999)  # serials count up from 0001: low ones are the common ones
+        nik = head + _SERIALS[serial]
         key = int(nik)
         issued = self.issued
         if key in issued:
@@ -513,9 +528,7 @@ class _Maker:
             size = _SIZES[bisect.bisect_right(_SIZE_CUMULATIVE, random_())]
             d.employer = self._employer(size)
             # Median about Rp4.4 million a month.
-            d.monthly_wage = max(
-                1_500_000, min(40_000_000, int(round(self.rng.lognormvariate(15.3, 0.5), -3)))
-            )
+            d.monthly_wage = max(1_500_000, min(40_000_000, int(round(self.rng.lognormvariate(15.3, 0.5), -3))))
         mandatory, optionals = self.pu_programs[size]
         chosen = set(mandatory)
         chosen.update(p for p in optionals if random_() < 0.4)
@@ -539,22 +552,16 @@ class _Maker:
         return tuple(sorted(codes))
 
     def to_dict(self, d: _Draft, index: int) -> dict[str, Any]:
-        random_ = self.random
         name = self._name(d.sex)
         worker: dict[str, Any] = {
             "nik": d.nik,
             "full_name": name,
-            "birth_date": d.birth.isoformat(),
+            "birth_date": self._iso(d.birth),
             "sex": _TEXT[d.sex],
         }
         if d.domicile is not None:
             worker["domicile_kecamatan"] = d.domicile
-        roll = random_()
-        if roll < 0.65:
-            worker["phone"] = f"+628{int(random_() * 1_000_000_000):09d}"
-            if roll < 0.2:
-                worker["email"] = f"{name.split(' ', 1)[0].lower()}{index}@example.com"
-            worker["contact_consent"] = roll < 0.5
+        self._contact(worker, name, index)
         data: dict[str, Any] = {
             "request_id": f"syn-{self.seed}-{index:08d}",
             "worker": worker,
@@ -563,7 +570,7 @@ class _Maker:
             "category": _TEXT[d.category],
             "programs": [_TEXT[p] for p in d.programs],
             "funding_source": _TEXT[d.funding],
-            "coverage_start": d.coverage_start.isoformat(),
+            "coverage_start": self._iso(d.coverage_start),
         }
         # Only the fields a segment uses are present, as a partner system would send them.
         if d.employer is not None:
@@ -577,6 +584,21 @@ class _Maker:
         if d.contract_months is not None:
             data["contract_months"] = d.contract_months
         return data
+
+    def _iso(self, day: date) -> str:
+        text = self.iso.get(day)
+        if text is None:
+            text = self.iso[day] = day.isoformat()
+        return text
+
+    def _contact(self, worker: dict[str, Any], name: str, index: int) -> None:
+        """Two workers in three give a phone number, one in five an e-mail; most of them consent."""
+        roll = self.random()
+        if roll < 0.65:
+            worker["phone"] = f"+628{int(self.random() * 1_000_000_000):09d}"
+            if roll < 0.2:
+                worker["email"] = f"{name.split(' ', 1)[0].lower()}{index}@example.com"
+            worker["contact_consent"] = roll < 0.5
 
     def _name(self, sex: Sex) -> str:
         random_ = self.random

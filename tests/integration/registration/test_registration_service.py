@@ -52,9 +52,7 @@ class Running:
     database: str
 
 
-def start_registration(
-    tmp_path: Path, service_env: dict[str, str], kafka_bootstrap: str, unique: str
-) -> Running:
+def start_registration(tmp_path: Path, service_env: dict[str, str], kafka_bootstrap: str, unique: str) -> Running:
     seed = tmp_path / "partners.json"
     seed.write_text(json.dumps(PARTNERS))
     running = Running(
@@ -102,9 +100,7 @@ def nik(kecamatan: str = "32.71.01", birth: date = date(1990, 6, 5), sex: ev.Sex
     return format_nik(kecamatan, birth, sex, next(_serial))
 
 
-def worker(
-    nik_value: str, birth: date = date(1990, 6, 5), sex: ev.Sex = ev.Sex.FEMALE, **extra: Any
-) -> ev.Worker:
+def worker(nik_value: str, birth: date = date(1990, 6, 5), sex: ev.Sex = ev.Sex.FEMALE, **extra: Any) -> ev.Worker:
     return ev.Worker(
         nik=nik_value,
         full_name="Siti Aminah",
@@ -131,9 +127,7 @@ def bpu_vulnerable(
         funding_source=ev.FundingSource.APBD,
         coverage_start=COVERAGE_START,
     )
-    return ev.EnrollmentRequested(
-        source=f"partner/{partner}", subject=request_id, data=data.model_copy(update=changes)
-    )
+    return ev.EnrollmentRequested(source=f"partner/{partner}", subject=request_id, data=data.model_copy(update=changes))
 
 
 def pu_non_asn(request_id: str, nik_value: str) -> ev.EnrollmentRequested:
@@ -172,9 +166,7 @@ async def test_enrollments_of_each_kind_are_registered_and_persisted(
         bpu_vulnerable(f"{unique}-bpu", bpu_nik),
         pu_non_asn(f"{unique}-pu", nik(birth=date(1988, 2, 14), sex=ev.Sex.MALE)),
     ]
-    await publish_events(
-        registration.bootstrap, registration.requests_topic, [(nik_of(r), r) for r in requests]
-    )
+    await publish_events(registration.bootstrap, registration.requests_topic, [(nik_of(r), r) for r in requests])
     records = await consume_until(
         registration.bootstrap, registration.outcomes_topic, have({r.data.request_id for r in requests})
     )
@@ -197,9 +189,7 @@ async def test_enrollments_of_each_kind_are_registered_and_persisted(
         assert stored is not None
         assert "nik_sealed" in stored
         assert bpu_nik not in json.dumps(stored, default=str)  # encrypted at rest
-        assert (
-            await db["history"].count_documents({"participant_id": bpu.data.participant.participant_id}) == 1
-        )
+        assert await db["history"].count_documents({"participant_id": bpu.data.participant.participant_id}) == 1
         assert await db["requests"].count_documents({"_id": f"bogor-hr:{unique}-bpu"}) == 1
     finally:
         await client.close()
@@ -339,9 +329,7 @@ async def test_lifecycle_in_order_and_the_same_request_twice(registration: Runni
         reactivate,
         enroll,
     ]  # the enrollment is sent twice
-    await publish_events(
-        registration.bootstrap, registration.requests_topic, [(worker_nik, e) for e in sequence]
-    )
+    await publish_events(registration.bootstrap, registration.requests_topic, [(worker_nik, e) for e in sequence])
     ids = {e.data.request_id for e in sequence}
     records = await consume_until(registration.bootstrap, registration.outcomes_topic, have(ids))
     got = outcomes_by_request(records)
@@ -360,9 +348,7 @@ async def test_lifecycle_in_order_and_the_same_request_twice(registration: Runni
     assert {o.id for o in got[f"{unique}-enroll"]} == {got[f"{unique}-enroll"][0].id}
 
 
-async def test_a_poison_message_is_dead_lettered_and_the_partition_moves_on(
-    registration: Running, unique: str
-) -> None:
+async def test_a_poison_message_is_dead_lettered_and_the_partition_moves_on(registration: Running, unique: str) -> None:
     good = bpu_vulnerable(f"{unique}-after-poison", nik())
     value, headers = encode(good)
     await publish(
@@ -375,9 +361,7 @@ async def test_a_poison_message_is_dead_lettered_and_the_partition_moves_on(
         ],
     )
     await consume_until(registration.bootstrap, registration.outcomes_topic, have({f"{unique}-after-poison"}))
-    letters = await consume_until(
-        registration.bootstrap, registration.dead_letters_topic, lambda r: len(r) >= 2
-    )
+    letters = await consume_until(registration.bootstrap, registration.dead_letters_topic, lambda r: len(r) >= 2)
     decoded = [ev.DeadLetterRecorded.model_validate_json(r.value) for r in letters]
     assert {d.data.error_type for d in decoded} == {"NotJson", "MessageTooLarge"}
     assert all(d.data.source_topic == registration.requests_topic for d in decoded)
@@ -385,21 +369,15 @@ async def test_a_poison_message_is_dead_lettered_and_the_partition_moves_on(
         assert not NIK_PATTERN.search(record.value.decode()), "a dead letter carries a NIK in clear"
 
 
-async def test_no_nik_in_clear_on_the_outcome_topic_or_in_the_logs(
-    registration: Running, unique: str
-) -> None:
+async def test_no_nik_in_clear_on_the_outcome_topic_or_in_the_logs(registration: Running, unique: str) -> None:
     niks = [nik() for _ in range(20)]
     requests = [bpu_vulnerable(f"{unique}-{i}", n) for i, n in enumerate(niks)]
     requests.append(bpu_vulnerable(f"{unique}-bad", "3271019999990001"))  # invalid date: rejected, logged
-    await publish_events(
-        registration.bootstrap, registration.requests_topic, [(nik_of(r), r) for r in requests]
-    )
+    await publish_events(registration.bootstrap, registration.requests_topic, [(nik_of(r), r) for r in requests])
     records = await consume_until(
         registration.bootstrap, registration.outcomes_topic, have({r.data.request_id for r in requests})
     )
-    everything = b"".join(
-        r.value + (r.key or b"") + b"".join(v for _, v in r.headers) for r in records
-    ).decode()
+    everything = b"".join(r.value + (r.key or b"") + b"".join(v for _, v in r.headers) for r in records).decode()
     logs = registration.service.logs()
     for value in [*niks, "3271019999990001"]:
         assert value not in everything
@@ -424,7 +402,9 @@ async def test_health_metrics_asyncapi_and_partner_management(registration: Runn
         assert {p["partner_id"] for p in partners} == {"bogor-hr", "jabar-dinsos"}
         bad = await http.post("/partners", content=json.dumps({**PARTNERS[0], "regions": ["99.99"]}))
         assert bad.status_code == 422
-        good = await http.post("/partners", content=json.dumps({**PARTNERS[0], "partner_id": "depok-hr", "regions": ["32.76"]}))
+        good = await http.post(
+            "/partners", content=json.dumps({**PARTNERS[0], "partner_id": "depok-hr", "regions": ["32.76"]})
+        )
         assert good.status_code == 200
         assert "depok-hr" in {p["partner_id"] for p in (await http.get("/partners")).json()}
 

@@ -33,7 +33,10 @@ def _request() -> events.EnrollmentRequested:
         data=events.EnrollmentRequest(
             request_id="req-1",
             worker=events.Worker(
-                nik="3271014506900001", full_name="Siti Aminah", birth_date=date(1990, 6, 5), sex=events.Sex.FEMALE
+                nik="3271014506900001",
+                full_name="Siti Aminah",
+                birth_date=date(1990, 6, 5),
+                sex=events.Sex.FEMALE,
             ),
             region_code="32.71",
             segment=events.Segment.BPU,

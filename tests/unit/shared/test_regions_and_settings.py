@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 from pydantic import ValidationError
+from pydantic_settings import SettingsConfigDict
 
 from shared.regions import NATIONAL_CODE, load_regions
 from shared.settings import ServiceSettings
@@ -27,7 +28,7 @@ def test_population_adds_up_to_the_nation() -> None:
 
 
 class _Example(ServiceSettings):
-    model_config = {**ServiceSettings.model_config, "env_prefix": "EXAMPLE_"}
+    model_config = SettingsConfigDict(env_prefix="EXAMPLE_", extra="ignore", frozen=True)
 
 
 def test_settings_have_no_default_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
