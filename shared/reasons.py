@@ -315,9 +315,7 @@ REASONS: dict[ReasonCode, ReasonText] = {
 }
 
 #: `MESSAGES[code] == (Indonesian, English)`, for callers that only want the two texts.
-MESSAGES: dict[ReasonCode, tuple[str, str]] = {
-    code: (t.message_id, t.message_en) for code, t in REASONS.items()
-}
+MESSAGES: dict[ReasonCode, tuple[str, str]] = {code: (t.message_id, t.message_en) for code, t in REASONS.items()}
 
 
 def rejection(code: ReasonCode, field: str | None = None, detail: str | None = None) -> RejectionReason:
