@@ -306,11 +306,21 @@ class Participant(Frozen):
     contact: Contact | None = None
 
 
+class RejectionReason(Frozen):
+    code: str = Field(description="stable reason code; see shared/reasons.py and docs")
+    field: str | None = Field(default=None, description="the request field at fault, dotted")
+    message_id: str = Field(description="Bahasa Indonesia")
+    message_en: str
+
+
 class OutcomeBase(Frozen):
     request_id: RequestId
     partner_id: str
     request_event_id: str = Field(description="id of the request event this answers")
     version: int = Field(ge=1, description="participant version after this change; orders a participant's events")
+    warnings: list[RejectionReason] = Field(
+        default_factory=list, description="what registration noticed but accepted, e.g. an old NIK region prefix"
+    )
 
 
 class Registered(OutcomeBase):
@@ -331,13 +341,6 @@ class Terminated(OutcomeBase):
 class Reactivated(OutcomeBase):
     participant: Participant
     previous: Participant
-
-
-class RejectionReason(Frozen):
-    code: str = Field(description="stable reason code; see shared/reasons.py and docs")
-    field: str | None = Field(default=None, description="the request field at fault, dotted")
-    message_id: str = Field(description="Bahasa Indonesia")
-    message_en: str
 
 
 class Rejected(Frozen):

@@ -346,7 +346,11 @@ def _enroll(
         source=SOURCE,
         subject=pid,
         time=ctx.now,
-        data=Registered(**_base(event, version), participant=record.snapshot),
+        data=Registered(
+            **_base(event, version),
+            participant=record.snapshot,
+            warnings=[w.to_rejection() for w in assessment.warnings],
+        ),
     )
     return _accept(event, record, outcome, ctx, list(assessment.warnings))
 
