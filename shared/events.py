@@ -463,7 +463,9 @@ class Delivery(Frozen):
     kind: str = Field(description="what the notification is about, e.g. `participant.registered`")
     recipient_kind: Literal["worker", "partner", "subscriber"]
     recipient_id: str | None = Field(default=None, description="partner id or subscription id; none for workers")
-    recipient: str = Field(description="the address, masked (`s***@example.org`, `+62*******890`, URL without query)")
+    recipient: str = Field(
+        description="the address, masked: `s***@example.org`, `+62********890`, a URL without its query"
+    )
     channel: DeliveryChannel
     attempts: int = Field(ge=0, description="0 when it could not be attempted at all (e.g. no webhook configured)")
     error: str | None = Field(default=None, description="the last error, personal data masked")

@@ -1,0 +1,189 @@
+"""The dispatcher's rules with an in-memory ledger and scripted channels: retries, their limits, and lanes.
+
+Real SMTP, HTTP, Kafka and MongoDB are in tests/integration/notification; here only the decisions: what is
+retried, how often, and that a delivery waiting to retry holds no slot of its lane.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, Literal
+
+from services.notification.channels import Outgoing, PermanentDeliveryError, TransientDeliveryError
+from services.notification.dispatch import Claimed, Dispatcher, Lane, RetryPolicy, Settled
+from services.notification.domain import Audience
+from shared.events import CloudEvent, DeliveryChannel, NotificationFailed, utc_now
+
+POLICY = RetryPolicy(max_attempts=3, initial=0.01, maximum=0.02, jitter=0.0, timeout=0.5, lease=5)
+
+
+@dataclass
+class Entry:
+    claimed: Claimed
+    status: str = "pending"
+    attempts: int = 0
+    error: str | None = None
+
+
+@dataclass
+class MemoryLedger:
+    entries: dict[str, Entry] = field(default_factory=dict)
+
+    def add(self, delivery_id: str, channel: DeliveryChannel = DeliveryChannel.EMAIL) -> None:
+        outgoing = Outgoing(delivery_id, "participant.registered", channel, "siti@example.org", "id", "s", "t", "{}")
+        self.entries[delivery_id] = Entry(Claimed(outgoing, "ev-1", Audience.WORKER, None, "s***@example.org", 0))
+
+    async def claim(self, delivery_id: str, owner: str, now: datetime, until: datetime) -> Claimed | None:  # noqa: ARG002
+        entry = self.entries[delivery_id]
+        return replace(entry.claimed, attempts=entry.attempts) if entry.status == "pending" else None
+
+    async def start_attempt(self, delivery_id: str, until: datetime) -> int:  # noqa: ARG002
+        self.entries[delivery_id].attempts += 1
+        return self.entries[delivery_id].attempts
+
+    async def note_failure(self, delivery_id: str, error: str) -> None:
+        self.entries[delivery_id].error = error
+
+    async def settle(self, delivery_id: str, status: Literal["sent", "failed"], error: str | None) -> Settled:
+        entry = self.entries[delivery_id]
+        entry.status, entry.error = status, error
+        c = entry.claimed
+        return Settled(
+            delivery_id, c.source_event_id, c.outgoing.kind, c.audience, None, c.recipient_display,
+            c.outgoing.channel, status, entry.attempts, error, utc_now(),
+        )  # fmt: skip
+
+    async def release(self, delivery_ids: Iterable[str], owner: str) -> None:
+        pass
+
+    async def due(self, now: datetime, limit: int) -> list[tuple[str, DeliveryChannel]]:  # noqa: ARG002
+        return []
+
+    async def unreported(self, settled_before: datetime, limit: int) -> list[Settled]:  # noqa: ARG002
+        return []
+
+    async def settled(self, delivery_ids: Iterable[str]) -> list[Settled]:  # noqa: ARG002
+        return []
+
+    async def mark_reported(self, delivery_id: str) -> None:
+        pass
+
+    async def signing_secret(self, audience: Audience, recipient_id: str | None) -> str | None:  # noqa: ARG002
+        return "secret"
+
+
+class Scripted:
+    """A channel that answers from a script: an exception to raise, `hang`, or None for success."""
+
+    def __init__(self, *script: BaseException | str | None) -> None:
+        self.script = list(script)
+        self.calls = 0
+
+    async def send(self, outgoing: Outgoing, secret: str | None) -> None:  # noqa: ARG002
+        self.calls += 1
+        step = self.script.pop(0) if self.script else None
+        if step == "hang":
+            await asyncio.Event().wait()
+        if isinstance(step, BaseException):
+            raise step
+
+
+async def run(ledger: MemoryLedger, lanes: dict[DeliveryChannel, Lane], *ids: tuple[str, DeliveryChannel]) -> list[Any]:
+    published: list[CloudEvent[Any]] = []
+
+    async def publish(event: CloudEvent[Any], _key: str) -> None:
+        published.append(event)
+
+    dispatcher = Dispatcher(ledger, lanes, POLICY, publish, source="test", sweep_interval=60)
+    for delivery_id, channel in ids:
+        assert dispatcher.submit(delivery_id, channel)
+    async with asyncio.timeout(5):
+        await asyncio.gather(*(task for lane in lanes.values() for task in list(lane.tasks.values())))
+    return published
+
+
+def lane(channel: Scripted, concurrency: int = 1, capacity: int = 10) -> Lane:
+    return Lane(channel, concurrency, capacity)
+
+
+async def test_a_transient_failure_is_retried_and_then_succeeds() -> None:
+    ledger = MemoryLedger()
+    ledger.add("d1")
+    channel = Scripted(TransientDeliveryError("SMTP 451"), None)
+    [report] = await run(ledger, {DeliveryChannel.EMAIL: lane(channel)}, ("d1", DeliveryChannel.EMAIL))
+    assert ledger.entries["d1"].status == "sent"
+    assert report.data.attempts == 2
+    assert channel.calls == 2
+
+
+async def test_retries_stop_at_the_maximum_and_the_failure_is_reported_masked() -> None:
+    ledger = MemoryLedger()
+    ledger.add("d1")
+    channel = Scripted(*[TransientDeliveryError("refused <siti@example.org>")] * 5)
+    [report] = await run(ledger, {DeliveryChannel.EMAIL: lane(channel)}, ("d1", DeliveryChannel.EMAIL))
+    assert isinstance(report, NotificationFailed)
+    assert report.data.attempts == 3
+    assert report.data.error == "refused <s***@example.org>"
+    assert channel.calls == 3
+
+
+async def test_a_permanent_failure_is_not_retried() -> None:
+    ledger = MemoryLedger()
+    ledger.add("d1")
+    channel = Scripted(PermanentDeliveryError("HTTP 404"))
+    await run(ledger, {DeliveryChannel.EMAIL: lane(channel)}, ("d1", DeliveryChannel.EMAIL))
+    assert (ledger.entries["d1"].status, ledger.entries["d1"].attempts) == ("failed", 1)
+
+
+async def test_a_surprising_error_is_retried_like_a_transient_one_never_lost() -> None:
+    ledger = MemoryLedger()
+    ledger.add("d1")
+    channel = Scripted(UnicodeEncodeError("ascii", "é", 0, 1, "no"), None)
+    await run(ledger, {DeliveryChannel.EMAIL: lane(channel)}, ("d1", DeliveryChannel.EMAIL))
+    assert (ledger.entries["d1"].status, ledger.entries["d1"].attempts) == ("sent", 2)
+
+
+async def test_an_attempt_that_hangs_times_out_and_is_retried() -> None:
+    ledger = MemoryLedger()
+    ledger.add("d1")
+    channel = Scripted("hang", None)
+    await run(ledger, {DeliveryChannel.EMAIL: lane(channel)}, ("d1", DeliveryChannel.EMAIL))
+    assert (ledger.entries["d1"].status, ledger.entries["d1"].attempts) == ("sent", 2)
+
+
+async def test_a_delivery_waiting_to_retry_holds_no_slot() -> None:
+    # One slot. d1 fails once and waits to retry; d2 must get the slot meanwhile.
+    ledger = MemoryLedger()
+    ledger.add("d1")
+    ledger.add("d2")
+    order: list[str] = []
+
+    class Recording(Scripted):
+        async def send(self, outgoing: Outgoing, secret: str | None) -> None:  # noqa: ARG002
+            order.append(outgoing.delivery_id)
+            if outgoing.delivery_id == "d1" and order.count("d1") == 1:
+                raise TransientDeliveryError("later")
+
+    await run(
+        ledger, {DeliveryChannel.EMAIL: lane(Recording())}, ("d1", DeliveryChannel.EMAIL), ("d2", DeliveryChannel.EMAIL)
+    )
+    assert order == ["d1", "d2", "d1"]
+
+
+async def test_a_full_lane_refuses_work_instead_of_waiting() -> None:
+    ledger = MemoryLedger()
+    for n in range(3):
+        ledger.add(f"d{n}")
+    hanging = lane(Scripted("hang", "hang", "hang"), capacity=2)
+    dispatcher = Dispatcher(ledger, {DeliveryChannel.EMAIL: hanging}, POLICY, _ignore, source="t", sweep_interval=60)
+    assert dispatcher.submit("d0", DeliveryChannel.EMAIL)
+    assert dispatcher.submit("d1", DeliveryChannel.EMAIL)
+    assert not dispatcher.submit("d2", DeliveryChannel.EMAIL)  # stays pending in the ledger for the sweeper
+    await dispatcher.stop()
+
+
+async def _ignore(_event: CloudEvent[Any], _key: str) -> None:
+    return
