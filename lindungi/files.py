@@ -137,7 +137,7 @@ def read_requests(path: Path, partner_id: str) -> list[Row]:  # noqa: C901 - one
         raise FileError([f"{path}: no such file"])
     problems: list[str] = []
     rows: list[Row] = []
-    seen: dict[str, int] = {}
+    seen: dict[str, Row] = {}
     try:
         for index, cells in enumerate(_rows(path), start=2):
             if index == 2:
@@ -157,10 +157,13 @@ def read_requests(path: Path, partner_id: str) -> list[Row]:  # noqa: C901 - one
                 problems.append(f"row {index}: {error}")
                 continue
             request_id = event.data.request_id
-            if request_id in seen:
-                problems.append(f"row {index}: request_id {request_id} repeats row {seen[request_id]}")
-            seen[request_id] = index
-            rows.append(Row(index, event, key))
+            if request_id in seen and seen[request_id].event.data != event.data:
+                # The same request sent twice is harmless (it is answered once); two different requests
+                # under one id would make the second one a silent replay of the first.
+                problems.append(f"row {index}: request_id {request_id} is used by row {seen[request_id].number}")
+            row = Row(index, event, key)
+            seen.setdefault(request_id, row)
+            rows.append(row)
     except (csv.Error, UnicodeDecodeError, OSError) as error:
         raise FileError([f"{path}: cannot be read: {error}"]) from error
     if problems:

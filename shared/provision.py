@@ -45,16 +45,16 @@ PARTNER_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 
 
 class ProvisionSettings(BaseSettings):
-    """How to reach the broker: the same `LINDUNGI_KAFKA_*` variables the services read."""
+    """How to reach the broker: the same `LINDUNGI_KAFKA_*` variables the services read (shared/settings.py),
+    without the secrets a service needs and this job does not."""
 
     model_config = SettingsConfigDict(env_prefix="LINDUNGI_", extra="ignore", frozen=True)
 
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
-    kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL"] = "PLAINTEXT"
+    kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
-    kafka_ssl_cafile: Path | None = Field(default=None, description="CA bundle; the system's when unset")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
 
@@ -71,14 +71,12 @@ class ProvisionSettings(BaseSettings):
         if self.kafka_security_protocol == "PLAINTEXT":
             return options
         options["security_protocol"] = self.kafka_security_protocol
-        if self.kafka_security_protocol.endswith("SSL"):
-            cafile = str(self.kafka_ssl_cafile) if self.kafka_ssl_cafile else None
-            options["ssl_context"] = create_ssl_context(cafile=cafile)
-        if self.kafka_security_protocol.startswith("SASL_"):
-            assert self.kafka_sasl_password is not None  # noqa: S101 - checked by the validator above
-            options["sasl_mechanism"] = self.kafka_sasl_mechanism
-            options["sasl_plain_username"] = self.kafka_sasl_username
-            options["sasl_plain_password"] = self.kafka_sasl_password.get_secret_value()
+        if self.kafka_security_protocol == "SASL_SSL":
+            options["ssl_context"] = create_ssl_context()  # the system's certificate authorities
+        assert self.kafka_sasl_password is not None  # noqa: S101 - checked by the validator above
+        options["sasl_mechanism"] = self.kafka_sasl_mechanism
+        options["sasl_plain_username"] = self.kafka_sasl_username
+        options["sasl_plain_password"] = self.kafka_sasl_password.get_secret_value()
         return options
 
 
@@ -152,9 +150,7 @@ class Grant(BaseModel):
 
     name: str = Field(min_length=1)
     pattern: Literal["literal", "prefixed"] = "literal"
-    operations: tuple[Literal["READ", "WRITE", "DESCRIBE", "DESCRIBE_CONFIGS", "CREATE"], ...] = Field(
-        min_length=1
-    )
+    operations: tuple[Literal["READ", "WRITE", "DESCRIBE", "DESCRIBE_CONFIGS", "CREATE"], ...] = Field(min_length=1)
 
 
 class PrincipalGrants(BaseModel):
@@ -247,18 +243,14 @@ class AclFile(BaseModel):
                         for op in grant.operations
                     )
             acls.update(
-                AclBinding(
-                    principal, ResourceType.CLUSTER, PatternType.LITERAL, CLUSTER_RESOURCE, Operation[op]
-                )
+                AclBinding(principal, ResourceType.CLUSTER, PatternType.LITERAL, CLUSTER_RESOURCE, Operation[op])
                 for op in grants.cluster
             )
         rules = self.partners
         for partner_id in rules.ids:
             principal = f"User:{rules.principal_of(partner_id)}"
             acls |= {
-                AclBinding(
-                    principal, ResourceType.TOPIC, PatternType.LITERAL, rules.intake_topic, Operation.WRITE
-                ),
+                AclBinding(principal, ResourceType.TOPIC, PatternType.LITERAL, rules.intake_topic, Operation.WRITE),
                 AclBinding(
                     principal,
                     ResourceType.TOPIC,
@@ -304,9 +296,7 @@ async def connect(settings: ProvisionSettings, max_wait: float) -> AIOKafkaClien
             remaining = deadline - loop.time()
             if remaining <= 0:
                 where = settings.kafka_bootstrap_servers
-                raise ProvisionError(
-                    f"no broker answered at {where} within {max_wait:.0f}s: {error}"
-                ) from error
+                raise ProvisionError(f"no broker answered at {where} within {max_wait:.0f}s: {error}") from error
             log.info("waiting for the broker", bootstrap=settings.kafka_bootstrap_servers, error=str(error))
             await asyncio.sleep(min(delay, remaining))
             delay = min(delay * 2, 5.0)
@@ -387,12 +377,14 @@ async def reconcile_acls(client: AIOKafkaClient, desired: frozenset[AclBinding])
 async def provision(settings: ProvisionSettings, *, acl_file: AclFile | None, max_wait: float) -> None:
     client = await connect(settings, max_wait)
     try:
+        if acl_file is not None:
+            # ACLs first: a broker without an authorizer (the development profile) fails here, before any
+            # partner topic is created on it.
+            added, removed = await reconcile_acls(client, acl_file.bindings())
+            log.info("acls ready", added=added, removed=removed, total=len(acl_file.bindings()))
         topics: list[Topic] = [*CATALOGUE, *(acl_file.partner_topics() if acl_file else ())]
         created = await ensure_topics(settings.kafka_bootstrap_servers, topics, **settings.client_options())
         log.info("topics ready", created=created, total=len(topics))
-        if acl_file is not None:
-            added, removed = await reconcile_acls(client, acl_file.bindings())
-            log.info("acls ready", added=added, removed=removed, total=len(acl_file.bindings()))
     finally:
         await client.close()
 
@@ -401,8 +393,7 @@ def plan(topics: Sequence[Topic], acls: Iterable[AclBinding]) -> str:
     """What `provision` would make true, for a human to review (no broker needed)."""
     lines = ["topics:"]
     lines += [
-        f"  {t.name}  partitions={t.partitions} {' '.join(f'{k}={v}' for k, v in t.config.items())}"
-        for t in topics
+        f"  {t.name}  partitions={t.partitions} {' '.join(f'{k}={v}' for k, v in t.config.items())}" for t in topics
     ]
     acl_lines = [f"  {acl}" for acl in sorted(acls)]
     if acl_lines:

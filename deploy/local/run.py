@@ -54,24 +54,39 @@ def docker_engine() -> bool:
 
 def local_secrets() -> dict[str, str]:
     """Secrets for this machine's demo, made once and kept in .local/ (git-ignored); never defaults in code."""
-    if not SECRETS.exists():
-        SECRETS.parent.mkdir(parents=True, exist_ok=True)
-        SECRETS.write_text(
-            f"LINDUNGI_NIK_HASH_SECRET={base64.b64encode(os.urandom(32)).decode()}\n"
-            f"LINDUNGI_SEAL_KEY={base64.b64encode(os.urandom(32)).decode()}\n"
-        )
-        SECRETS.chmod(0o600)
-    return dict(line.split("=", 1) for line in SECRETS.read_text().splitlines() if "=" in line)
+    wanted = ("LINDUNGI_NIK_HASH_SECRET", "LINDUNGI_SEAL_KEY", "NOTIFICATION_SMS_GATEWAY_SECRET")
+    SECRETS.parent.mkdir(parents=True, exist_ok=True)
+    lines = SECRETS.read_text().splitlines() if SECRETS.exists() else []
+    known = dict(line.split("=", 1) for line in lines if "=" in line)
+    for name in wanted:
+        known.setdefault(name, base64.b64encode(os.urandom(32)).decode())
+    SECRETS.write_text("".join(f"{k}={v}\n" for k, v in known.items()))
+    SECRETS.chmod(0o600)
+    return known
+
+
+def notification_seed() -> Path:
+    """The demo's partners' webhooks and subscriptions, each webhook with a signing secret made here."""
+    seed = json.loads((SAMPLE / "notification.json").read_text())
+    for item in [*seed["partners"], *seed["subscriptions"]]:
+        if "webhook_url" in item or item.get("channel") == "WEBHOOK":
+            item["secret"] = base64.urlsafe_b64encode(os.urandom(24)).decode()
+    path = STATE / "notification-seed.json"
+    path.write_text(json.dumps(seed, indent=2))
+    path.chmod(0o600)
+    return path
 
 
 def environment() -> dict[str, str]:
+    secrets = local_secrets()
     return {
         **os.environ,
-        **local_secrets(),
+        **secrets,
         "LINDUNGI_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9092",
         "LINDUNGI_MONGODB_URL": "mongodb://127.0.0.1:27017/",
         "REGISTRATION_PARTNERS_SEED_FILE": str(SAMPLE / "partners.json"),
-        "NOTIFICATION_SEED_FILE": str(SAMPLE / "notification.json"),
+        "NOTIFICATION_SEED_FILE": str(notification_seed()),
+        "NOTIFICATION_SMS_GATEWAY_URL": "http://127.0.0.1:8099/sms",
         "NOTIFICATION_SMTP_HOST": "127.0.0.1",
         "NOTIFICATION_SMTP_PORT": "1025",
         # The demo's sample is small: a coverage target makes milestones visible.
@@ -133,7 +148,7 @@ def up_compose(env: dict[str, str]) -> None:
 
 def publish_sample(env: dict[str, str]) -> None:
     requests = STATE / "sample-requests.csv"
-    cli = [sys.executable, "-m", "lindungi.cli"]
+    cli = [sys.executable, "-m", "lindungi"]
     subprocess.run(
         [*cli, "generate", "--out", str(requests), "--count", str(SAMPLE_SIZE), "--seed", "2021",
          "--regions", SAMPLE_REGIONS, "--invalid-share", "0.08", "--duplicate-share", "0.02"],

@@ -7,6 +7,7 @@ faststream run services.registration.app:app   the same through FastStream's CLI
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -110,6 +111,11 @@ def create_app(settings: RegistrationSettings | None = None) -> AsgiFastStream: 
     async def partners(scope: Any, request: Request) -> AsgiResponse:
         """`GET /partners` lists partners; `POST /partners` creates or replaces one (validated)."""
         store: MongoRegistrationStore = state["store"]
+        if scope["method"] == "POST" and settings.admin_token is not None:
+            given = request.headers.get("authorization", "")
+            expected = f"Bearer {settings.admin_token.get_secret_value()}"
+            if not hmac.compare_digest(given.encode(), expected.encode()):
+                return json_response({"errors": [{"msg": "a valid admin token is required"}]}, 401)
         if scope["method"] == "GET":
             return json_response([p.model_dump(mode="json") for p in (await store.load_partners()).values()])
         try:

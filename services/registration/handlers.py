@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -62,6 +62,7 @@ class Intake:
     broker: KafkaBroker
     sealer: Sealer
     context: Callable[[], Context]
+    _known_partners: set[str] = field(default_factory=set)
 
     async def handle(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
         ctx = self.context()
@@ -123,6 +124,7 @@ class Intake:
         pids = {participant_id(nik_of(e), e.data.segment, ctx.nik_secret) for e in events}
         current: dict[str, ParticipantRecord] = await self.store.participations(pids)
         partners = await self.store.load_partners()
+        self._known_partners = set(partners)
         decided: dict[str, Decision] = {}
         result: list[tuple[Decision, bool]] = []
         for decision in answered:
@@ -206,7 +208,9 @@ class Intake:
 
         for decision in decisions:
             await send(decision.outcome, self.settings.outcomes_topic, decision.outcome_key)
-            if self.settings.partner_outcome_topics:
+            # Only registered partners have an outcome topic (created with their ACLs); an unknown source
+            # is answered on the shared topic alone rather than stalling on a topic that does not exist.
+            if self.settings.partner_outcome_topics and decision.partner_id in self._known_partners:
                 await send(
                     decision.outcome,
                     f"lindungi.partner.{decision.partner_id}.outcomes.v1",

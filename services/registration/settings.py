@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from shared import topics
@@ -28,3 +28,6 @@ class RegistrationSettings(ServiceSettings):
     batch_max_records: int = Field(default=500, ge=1, le=10_000)
     batch_timeout_ms: int = Field(default=100, ge=1)
     create_topics: bool = True
+    admin_token: SecretStr | None = Field(
+        default=None, description="when set, `POST /partners` needs `Authorization: Bearer <token>`"
+    )
