@@ -8,7 +8,7 @@ UV := $(CACHE)/uv-$(UV_VERSION)/bin/uv
 PY := .venv/bin/python
 STACK := deploy/local/stack
 
-.PHONY: help install test test-unit test-integration lint format schemas up down status run clean
+.PHONY: help install test test-unit test-integration lint format schemas up down status run bench reliability clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -51,13 +51,19 @@ up: install ## start Kafka and FerretDB natively (data in .local/)
 	$(STACK) start
 
 down: ## stop everything `make up` or `make run` started
-	$(STACK) stop
+	@if [ -x $(PY) ]; then $(PY) deploy/local/run.py down; else $(STACK) stop; fi
 
 status:
 	$(STACK) status
 
-run: up ## the whole system with sample data flowing
-	@echo "Infrastructure is up. The services arrive with their issues; see README."
+run: install ## the whole system with sample data flowing (compose with a Docker engine, else native)
+	$(PY) deploy/local/run.py up
+
+bench: install ## benchmarks against the local stack; writes docs/benchmarks.md
+	$(PY) -m bench
+
+reliability: install ## the full crash, fault and bad-input run; writes docs/reliability.md
+	$(PY) -m tests.e2e.reliability --full
 
 clean: down ## stop and delete local data (downloads stay cached)
 	$(STACK) reset
