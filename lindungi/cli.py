@@ -46,6 +46,9 @@ class CliSettings(BaseSettings):
     registration_url: str = "http://127.0.0.1:8001"
     reporting_url: str = "http://127.0.0.1:8002"
     notification_url: str = "http://127.0.0.1:8003"
+    requests_topic: str = topics.ENROLLMENT_REQUESTS.name
+    outcomes_topic: str = topics.ENROLLMENT_OUTCOMES.name
+    dead_letters_topic: str = topics.DEAD_LETTERS.name
     seal_key: SecretStr | None = Field(default=None, description="needed only to replay dead letters")
     admin_token: SecretStr | None = Field(default=None, description="Bearer token for the services' admin APIs")
 
@@ -186,12 +189,18 @@ async def _collect(  # noqa: PLR0913 - the facts of one wait
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest")
     await consumer.start()
     try:
-        partitions = consumer.partitions_for_topic(topic) or set()
+        # The outcome topic may not exist yet when nothing was ever answered: wait for it to appear.
+        deadline = time.monotonic() + within
+        partitions: set[int] = set()
+        while not partitions and time.monotonic() < deadline:
+            await consumer._client.force_metadata_update()  # noqa: SLF001 - aiokafka has no public refresh
+            partitions = consumer.partitions_for_topic(topic) or set()
+            if not partitions:
+                await asyncio.sleep(0.5)
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
         consumer.assign(tps)
         for tp in tps:
             consumer.seek(tp, start.get(tp, 0))
-        deadline = time.monotonic() + within
         while len(found) < len(wanted) and time.monotonic() < deadline:
             batch = await consumer.getmany(timeout_ms=500, max_records=5000)
             for records in batch.values():
@@ -231,12 +240,12 @@ def publish(
         raise _fail("nothing was published", 2) from None
     config = settings()
     results = results or file.with_suffix(".results.csv")
-    outcomes_topic = topics.ENROLLMENT_OUTCOMES.name
+    outcomes_topic = config.outcomes_topic
 
     async def run() -> dict[str, Any]:
         start = await _end_offsets(config.kafka_bootstrap_servers, outcomes_topic)
         with Progress(console=console) as progress:
-            await _publish(rows, config.kafka_bootstrap_servers, topics.ENROLLMENT_REQUESTS.name, progress)
+            await _publish(rows, config.kafka_bootstrap_servers, config.requests_topic, progress)
             wanted = {r.event.data.request_id for r in rows}
             return await _collect(
                 config.kafka_bootstrap_servers,
@@ -250,20 +259,22 @@ def publish(
 
     outcomes = asyncio.run(run())
     write_results(results, rows, outcomes)
-    summary = Counter(o.type.rsplit(".", 1)[-1] for o in outcomes.values())
-    codes = Counter(r.code for o in outcomes.values() if isinstance(o, ev.RequestRejected) for r in o.data.reasons)
-    table = Table(title=f"{len(rows)} requests from {file.name}")
+    answered = [outcomes[r.event.data.request_id] for r in rows if r.event.data.request_id in outcomes]
+    missing = len(rows) - len(answered)
+    summary = Counter(o.type.rsplit(".", 1)[-1] for o in answered)
+    codes = Counter(r.code for o in answered if isinstance(o, ev.RequestRejected) for r in o.data.reasons)
+    table = Table(title=f"{len(rows)} rows from {file.name}")
     table.add_column("outcome")
-    table.add_column("count", justify="right")
+    table.add_column("rows", justify="right")
     for kind, n in sorted(summary.items()):
         table.add_row(kind, str(n))
-    if len(outcomes) < len(rows):
-        table.add_row("[yellow]no outcome yet[/yellow]", str(len(rows) - len(outcomes)))
+    if missing:
+        table.add_row("[yellow]no outcome yet[/yellow]", str(missing))
     console.print(table)
     if codes:
         console.print("rejections by reason: " + ", ".join(f"{c} {n}" for c, n in codes.most_common()))
     console.print(f"results: {results}")
-    if len(outcomes) < len(rows):
+    if missing:
         raise _fail("some requests have no outcome yet; run the same command again to resume", 3)
 
 
@@ -409,7 +420,7 @@ def partners_webhook(
 
 async def _dead_letters(bootstrap: str) -> list[ev.DeadLetterRecorded]:
     consumer = AIOKafkaConsumer(
-        topics.DEAD_LETTERS.name, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
+        settings().dead_letters_topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
     )
     await consumer.start()
     letters: dict[str, ev.DeadLetterRecorded] = {}
