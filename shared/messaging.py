@@ -111,7 +111,7 @@ class LogContextMiddleware(BaseMiddleware):
             return await call_next(msg)
 
 
-def dead_letter(  # noqa: PLR0913 - every argument is a distinct fact of the dead letter
+def dead_letter(
     record: ConsumerRecord[Any, Any],
     *,
     error_type: str,

@@ -1,7 +1,7 @@
 """Export the JSON Schema of every event model to docs/schemas/ (partners code against these files).
 
-    python -m shared.schema_export          write the files
-    python -m shared.schema_export --check  exit 1 if a committed file differs from the models
+python -m shared.schema_export          write the files
+python -m shared.schema_export --check  exit 1 if a committed file differs from the models
 """
 
 from __future__ import annotations

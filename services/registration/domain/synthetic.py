@@ -644,7 +644,8 @@ def _nik_length(m: _Maker, d: _Draft) -> None:
 
 def _nik_not_digits(m: _Maker, d: _Draft) -> None:
     at = int(m.rng.random() * 16)
-    d.nik = d.nik[:at] + m.rng.choice("OIl-. ") + d.nik[at + 1 :]
+    # No whitespace: a file reader may rightly trim it, which would turn this into a length error.
+    d.nik = d.nik[:at] + m.rng.choice("OIl-.") + d.nik[at + 1 :]
 
 
 def _nik_birth_date_invalid(m: _Maker, d: _Draft) -> None:
