@@ -1,0 +1,1 @@
+"""Reporting: outcomes folded into per-region aggregates, published as snapshots, served over HTTP."""

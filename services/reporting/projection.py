@@ -1,0 +1,229 @@
+"""The projection: folds batches of outcome records into the partitions this instance owns, writes them every
+commit interval, and keeps the read model over every partition current.
+
+The read model changes only when a write succeeded, so what is shown is what is stored. One instance owns the
+partitions the consumer group gave it; its memory of them is authoritative because it is their only writer (the
+store's compare-and-set turns a second writer into ConcurrentWriteError). Partitions owned by other instances
+are re-read from the store when their cursor moves (`refresh`), so the HTTP API and the published snapshots of
+any instance cover all partitions.
+
+The live service and the rebuild command use the same projection, so they produce the same figures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from pydantic import ValidationError
+
+from services.reporting.domain import ConcurrentWriteError, Pending, add_into, fold
+from services.reporting.figures import ReadModel
+from shared.events import outcome_adapter
+from shared.privacy import scrub
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping, Sequence
+
+    from aiokafka import ConsumerRecord
+
+    from services.reporting.domain import Counters, PartitionChange, PartitionState, PartitionStore
+    from shared.events import Outcome
+
+
+log = structlog.get_logger("reporting")
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """Why a record is not an outcome event this service knows; it goes to the dead-letter topic."""
+
+    error_type: str
+    error: str
+
+
+def read_outcome(record: ConsumerRecord[Any, Any], max_bytes: int) -> Outcome | Unreadable:
+    value: bytes = record.value or b""
+    if len(value) > max_bytes:
+        return Unreadable("MessageTooLarge", f"{len(value)} bytes > {max_bytes}")
+    try:
+        return outcome_adapter.validate_json(value)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+            for e in error.errors(include_url=False, include_input=False)
+        )
+        return Unreadable("SchemaInvalid", scrub(problems)[:2000])
+
+
+@dataclass(frozen=True)
+class Progress:
+    records: int = 0
+    applied: int = 0
+    duplicates: int = 0
+
+    def __add__(self, other: Progress) -> Progress:
+        return Progress(self.records + other.records, self.applied + other.applied, self.duplicates + other.duplicates)
+
+
+class Projection:
+    def __init__(
+        self,
+        store: PartitionStore,
+        topic: str,
+        window: int,
+        commit_interval: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.topic = topic
+        self.window = window
+        self.commit_interval = commit_interval
+        self.clock = clock
+        self.model = ReadModel()
+        # Owned partitions: the state folded so far (ahead of the store by `pending`). Others: as last read.
+        self.partitions: dict[int, PartitionState] = {}
+        self.pending: dict[int, Pending] = {}
+        self.owned: set[int] = set()
+        self.known: set[int] = set()  # every partition of the topic, from the broker's metadata
+        self._in_model: dict[int, dict[str, Counters]] = {}  # what each partition contributes to the model
+        self._reread: set[int] = set()  # lost partitions whose cached state is not what is stored
+        self._last_commit = clock()
+        self.lock = asyncio.Lock()  # the state in memory; held briefly, never while writing it
+        self._writing = asyncio.Lock()  # one write of the state at a time
+
+    @property
+    def is_leader(self) -> bool:
+        """The owner of partition 0 publishes snapshots: several instances do not publish the same region."""
+        return 0 in self.owned
+
+    async def assign(self, partitions: Iterable[int]) -> dict[int, int]:
+        """Take ownership: load each partition's state. Returns where to resume reading each one."""
+        resume: dict[int, int] = {}
+        async with self._writing, self.lock:
+            for partition in partitions:
+                await self._reload(partition)
+                self.owned.add(partition)
+                self.pending[partition] = Pending.since(self.partitions[partition])
+                resume[partition] = self.partitions[partition].next_offset
+        return resume
+
+    async def revoke(self, partitions: Iterable[int]) -> dict[int, int]:
+        """Write what is pending for these partitions, then let them go. Returns what was written."""
+        async with self._writing:
+            leaving = sorted(set(partitions) & self.owned)
+            try:
+                written = await self._write(leaving)
+            except Exception:  # the new owner reads from the last written cursor anyway
+                log.warning("writing revoked partitions failed", partitions=leaving, exc_info=True)
+                written = {}
+            async with self.lock:
+                for partition in leaving:
+                    self._lose(partition)
+            return written
+
+    def next_offset(self, partition: int) -> int | None:
+        """Where the state of an owned partition has got to (None when not owned)."""
+        state = self.partitions.get(partition)
+        return state.next_offset if state is not None and partition in self.owned else None
+
+    async def apply(self, batches: Mapping[int, Sequence[tuple[int, Outcome | None]]]) -> Progress:
+        """Fold each owned partition's records into its state in memory; `commit` writes them."""
+        progress = Progress()
+        async with self.lock:
+            for partition, records in batches.items():
+                if partition not in self.owned:
+                    continue  # revoked after the fetch: its new owner reads these records
+                state = self.partitions[partition]
+                folded = fold(state, records)
+                if folded is None:
+                    continue
+                state.apply(folded)
+                self.pending[partition].add(folded)
+                progress += Progress(len(records), folded.applied, folded.duplicates)
+        return progress
+
+    def commit_due(self) -> bool:
+        pending = any(self.pending[p].moved for p in self.owned)
+        return pending and self.clock() - self._last_commit >= self.commit_interval
+
+    async def commit(self) -> dict[int, int]:
+        """Write every owned partition's pending changes; only then do they reach the read model.
+
+        Batches go on being folded while the state is written. Returns the partitions written and their
+        next offsets. A failed write stays pending and is written again next time (writes are absolute, so a
+        half-done one is simply overwritten); the first failure is raised once every partition was tried.
+        """
+        async with self._writing:
+            return await self._write(sorted(self.owned))
+
+    async def _write(self, partitions: Iterable[int]) -> dict[int, int]:
+        self._last_commit = self.clock()
+        flights: list[tuple[int, Pending, PartitionChange]] = []
+        async with self.lock:
+            for partition in partitions:
+                pending = self.pending[partition]
+                change = pending.change(self.partitions[partition])
+                if change is not None:
+                    self.pending[partition] = pending.after(change)
+                    flights.append((partition, pending, change))
+        written: dict[int, int] = {}
+        failure: Exception | None = None
+        for partition, before, change in flights:
+            try:
+                await self.store.commit(change)
+            except ConcurrentWriteError:
+                log.warning("partition written by another consumer; letting it go", partition=partition)
+                async with self.lock:
+                    self._lose(partition)
+                continue
+            except Exception as error:  # noqa: BLE001 - kept pending, written again next time; raised below
+                async with self.lock:
+                    self.pending[partition] = before.failed(change, self.pending[partition])
+                failure = failure or error
+                continue
+            async with self.lock:
+                self._in_model_add(partition, before.deltas)
+                self.model.set_offset(self.topic, partition, change.next_offset)
+            written[partition] = change.next_offset
+        if failure is not None:
+            raise failure
+        return written
+
+    async def refresh(self) -> None:
+        """Re-read the partitions other instances own whose cursor moved (nothing to do if we own all)."""
+        if self.known and self.known <= self.owned and not self._reread:
+            return
+        cursors = await self.store.cursors(self.topic)
+        async with self.lock:
+            for partition, next_offset in sorted(cursors.items()):
+                if partition in self.owned:
+                    continue
+                cached = self.partitions.get(partition)
+                if partition in self._reread or cached is None or cached.next_offset != next_offset:
+                    await self._reload(partition)
+                    self._reread.discard(partition)
+            for partition in self.known - self.owned - cursors.keys():
+                self.model.offsets.setdefault(f"{self.topic}:{partition}", 0)  # nothing stored yet
+
+    def _lose(self, partition: int) -> None:
+        """No longer the writer: what was folded but not written is dropped; the store is read again."""
+        self.owned.discard(partition)
+        self.pending.pop(partition, None)
+        self._reread.add(partition)
+
+    async def _reload(self, partition: int) -> None:
+        state = await self.store.load_partition(self.topic, partition, self.window)
+        self.model.add(self._in_model.pop(partition, {}), -1)
+        self._in_model_add(partition, {leaf: dict(counters) for leaf, counters in state.leaves()})
+        self.partitions[partition] = state
+        self.model.set_offset(self.topic, partition, state.next_offset)
+
+    def _in_model_add(self, partition: int, deltas: Mapping[str, Counters]) -> None:
+        contributed = self._in_model.setdefault(partition, {})
+        for leaf, delta in deltas.items():
+            add_into(contributed.setdefault(leaf, {}), delta)
+        self.model.add(deltas)

@@ -1,0 +1,142 @@
+"""Publishing snapshots to the compacted region-aggregates topic: on change, coalesced.
+
+Every interval the publisher takes the regions whose counters changed since the last round (plus regencies/
+cities whose rank moved, and everything when the WIB date or the coverage targets changed), builds their
+snapshots and publishes those that differ from what it published last. A region changed by 10,000 events
+in one second is therefore published once. Snapshots are keyed by region code, so compaction keeps the latest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from services.reporting.domain import business_date
+from services.reporting.figures import CoveragePolicy, Figures, TargetStore
+from shared.events import RegionAggregate, RegionAggregateUpdated
+from shared.messaging import encode
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Sequence
+    from datetime import date
+
+    from faststream.kafka import KafkaBroker
+
+    from services.reporting.projection import Projection
+
+log = structlog.get_logger("reporting")
+
+SOURCE = "lindungi/reporting"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class CoverageTargets:
+    """The coverage policy in force; replaced when an operator has loaded other official figures."""
+
+    policy: CoveragePolicy
+    store: TargetStore
+
+    async def refresh(self) -> bool:
+        targets = await self.store.load_targets()
+        if targets == dict(self.policy.targets):
+            return False
+        self.policy = replace(self.policy, targets=targets)
+        log.info("coverage targets loaded", regions=len(targets))
+        return True
+
+
+def snapshot_sender(broker: KafkaBroker, topic: str) -> Callable[[Sequence[RegionAggregate]], Awaitable[None]]:
+    async def send(snapshots: Sequence[RegionAggregate]) -> None:
+        pending: list[asyncio.Future[Any]] = []
+        for snapshot in snapshots:
+            value, headers = encode(RegionAggregateUpdated(source=SOURCE, subject=snapshot.region_code, data=snapshot))
+            pending.append(
+                await broker.publish(value, topic, key=snapshot.region_code.encode(), headers=headers, no_confirm=True)
+            )
+        await asyncio.gather(*pending)
+
+    return send
+
+
+class SnapshotPublisher:
+    def __init__(
+        self,
+        projection: Projection,
+        coverage: CoverageTargets,
+        send: Callable[[Sequence[RegionAggregate]], Awaitable[None]],
+        *,
+        suppress_below: int = 0,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.projection = projection
+        self.coverage = coverage
+        self.send = send
+        self.suppress_below = suppress_below
+        self.clock = clock
+        self.published_count = 0
+        self._published: dict[str, str] = {}  # region -> its last published figures (without as_of, offsets)
+        self._ranks: dict[str, tuple[int, int]] = {}
+        self._day: date | None = None
+        self._policy: CoveragePolicy | None = None
+        self._leading = False
+
+    async def flush(self) -> int:
+        """Publish every region whose figures differ from what was last published; returns how many."""
+        model = self.projection.model
+        if not self.projection.is_leader:
+            model.take_dirty()
+            self._leading = False
+            return 0
+        now = self.clock()
+        policy = self.coverage.policy
+        figures = Figures(model, policy, now, self.suppress_below)
+        day = business_date(now)
+        with_data = model.codes()
+        candidates = model.take_dirty()
+        if not self._leading:
+            self._published.clear()  # another instance may have published meanwhile
+        if not self._leading or day != self._day or policy is not self._policy:
+            candidates |= with_data  # "today" moved on, or denominators changed: every figure may have
+        ranks = {code: (r.rank_national, r.rank_in_province) for code, r in figures.ranks.items() if code in with_data}
+        candidates |= {code for code, rank in ranks.items() if self._ranks.get(code) != rank}
+        changed: list[tuple[RegionAggregate, str]] = []
+        for code in sorted(candidates):
+            snapshot = figures.region(code)
+            fingerprint = snapshot.model_dump_json(exclude={"as_of", "source_offsets"})
+            if self._published.get(code) != fingerprint:
+                changed.append((snapshot, fingerprint))
+        try:
+            await self.send([snapshot for snapshot, _ in changed])
+        except BaseException:
+            model.dirty |= candidates  # try again next round
+            raise
+        self._published.update((s.region_code, fingerprint) for s, fingerprint in changed)
+        self._ranks, self._day, self._policy, self._leading = ranks, day, policy, True
+        self.published_count += len(changed)
+        return len(changed)
+
+    async def run(self, interval: float, targets_every: float) -> None:
+        """Until cancelled: refresh targets now and then, re-read other instances' partitions, publish."""
+        targets_read = time.monotonic()
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                if time.monotonic() - targets_read >= targets_every:
+                    await self.coverage.refresh()
+                    targets_read = time.monotonic()
+                await self.projection.refresh()
+                published = await self.flush()
+            except Exception:
+                log.exception("publishing snapshots failed; trying again next round")
+                continue
+            if published:
+                log.debug("snapshots published", regions=published)

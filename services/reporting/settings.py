@@ -1,0 +1,61 @@
+"""Reporting settings: `REPORTING_` first, then the project-wide `LINDUNGI_` prefix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from shared import topics
+from shared.settings import ServiceSettings
+
+
+class ReportingSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="REPORTING_", extra="ignore", frozen=True)
+
+    mongodb_database: str = "lindungi_reporting"
+    http_port: int = 8002
+    group_id: str = "lindungi-reporting"
+    outcomes_topic: str = topics.ENROLLMENT_OUTCOMES.name
+    region_aggregates_topic: str = topics.REGION_AGGREGATES.name
+    dead_letters_topic: str = topics.DEAD_LETTERS.name
+    create_topics: bool = True
+
+    batch_max_records: int = Field(default=2000, ge=1, le=50_000)
+    batch_timeout_ms: int = Field(default=200, ge=1)
+    dedupe_window: int = Field(
+        default=10_000,
+        ge=1,
+        le=200_000,
+        description="event ids remembered per outcome partition; a duplicate further behind is counted twice",
+    )
+    commit_interval_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="batches are folded in memory and written together this often (figures lag by up to this)",
+    )
+    publish_interval_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="coalescing: each changed region is published at most once per interval",
+    )
+    targets_refresh_seconds: float = Field(
+        default=30.0, gt=0, description="how often official figures loaded by an operator are picked up"
+    )
+
+    # Coverage denominator: population x working-age share x labour-force participation (docs/reporting.md).
+    working_age_share: float = Field(default=0.69, gt=0, le=1, description="share of population aged 15-64")
+    labour_force_participation: float = Field(default=0.68, gt=0, le=1)
+    default_target_ratio: float | None = Field(
+        default=None, gt=0, le=1, description="coverage target for regions without an official one"
+    )
+    targets_file: Path | None = Field(
+        default=None, description="CSV of official workforce figures and targets, loaded at start-up"
+    )
+
+    suppress_below: int = Field(
+        default=0,
+        ge=0,
+        description="k: show counts 1..k-1 as `<k` in published figures; 0 = off (internal use)",
+    )

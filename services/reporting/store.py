@@ -1,0 +1,242 @@
+"""Reporting's MongoDB storage (works on FerretDB: single-document atomic updates only, no transactions).
+
+Collections:
+- `partition_chunks`, one document per (source topic, partition, province) plus one per partition for what
+  is counted at national level only:
+  `{_id: "topic:partition:chunk", applied_offset, leaves: {leaf: {counter: n}}}`.
+  Splitting a partition by province keeps each document small (the 16 MiB limit; FerretDB rewrites a whole
+  document on every update) and a batch rewrites only the provinces it touched.
+- `partition_cursors`, one per (topic, partition): `{next_offset, recent}` where `recent` packs the dedupe
+  window (16-byte digests, oldest first).
+- `targets`, one per region with official figures loaded by an operator.
+
+Every write is conditional on the offset that was read (compare-and-set), so a consumer that lost its
+partition in a rebalance without noticing cannot overwrite the new owner's work: it gets ConcurrentWriteError.
+
+Keys may not contain `.` or start with `$` (FerretDB), so region codes are stored as `32_71_01` and counter
+names have `%`, `.` and `$` percent-encoded (a partner id or a reason code may contain a dot).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
+
+from pymongo import ASCENDING, InsertOne, UpdateOne
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+from services.reporting.domain import Chunk, ConcurrentWriteError, PartitionState, RecentEvents
+from services.reporting.figures import Target
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
+    from pymongo import AsyncMongoClient
+    from pymongo.asynchronous.collection import AsyncCollection
+
+    from services.reporting.domain import ChunkWrite, Counters, PartitionChange
+
+DUPLICATE_KEY = 11000
+Document = dict[str, Any]
+
+
+def encode_leaf(code: str) -> str:
+    return code.replace(".", "_")
+
+
+def decode_leaf(key: str) -> str:
+    return key.replace("_", ".")
+
+
+def encode_counter(name: str) -> str:
+    return name.replace("%", "%25").replace(".", "%2E").replace("$", "%24")
+
+
+def decode_counter(key: str) -> str:
+    return unquote(key)
+
+
+def encode_counters(counters: Mapping[str, int]) -> dict[str, int]:
+    return {encode_counter(name): value for name, value in counters.items()}
+
+
+def decode_leaves(leaves: Mapping[str, Mapping[str, int]]) -> dict[str, Counters]:
+    return {
+        decode_leaf(leaf): {decode_counter(name): int(value) for name, value in counters.items()}
+        for leaf, counters in leaves.items()
+    }
+
+
+def _one_of(accepted: tuple[int, ...]) -> int | Document:
+    # FerretDB runs an equality noticeably faster than `$in`; several values only follow a failed write.
+    return accepted[0] if len(accepted) == 1 else {"$in": list(accepted)}
+
+
+def _chunk_update(write: ChunkWrite) -> Document:
+    set_: Document = {"applied_offset": write.applied_offset}
+    unset: Document = {}
+    for leaf, counters in write.leaves.items():
+        path = f"leaves.{encode_leaf(leaf)}"
+        if counters:
+            set_[path] = encode_counters(counters)
+        else:
+            unset[path] = ""
+    return {"$set": set_, "$unset": unset} if unset else {"$set": set_}
+
+
+def _chunk_document(topic: str, partition: int, write: ChunkWrite) -> Document:
+    return {
+        "_id": chunk_id(topic, partition, write.chunk),
+        "topic": topic,
+        "partition": partition,
+        "chunk": write.chunk,
+        "applied_offset": write.applied_offset,
+        "leaves": {encode_leaf(leaf): encode_counters(c) for leaf, c in write.leaves.items() if c},
+    }
+
+
+def cursor_id(topic: str, partition: int) -> str:
+    return f"{topic}:{partition}"
+
+
+def chunk_id(topic: str, partition: int, chunk: str) -> str:
+    return f"{topic}:{partition}:{chunk}"
+
+
+class MongoReportingStore:
+    def __init__(self, client: AsyncMongoClient[Document], database: str) -> None:
+        db = client[database]
+        self.chunk_docs: AsyncCollection[Document] = db["partition_chunks"]
+        self.cursor_docs: AsyncCollection[Document] = db["partition_cursors"]
+        self.target_docs: AsyncCollection[Document] = db["targets"]
+
+    async def create_indexes(self) -> None:
+        await self.chunk_docs.create_index([("topic", ASCENDING), ("partition", ASCENDING)])
+        await self.cursor_docs.create_index([("topic", ASCENDING)])
+
+    # --- partitions -----------------------------------------------------------------------------------------
+
+    async def load_partition(self, topic: str, partition: int, window: int) -> PartitionState:
+        state = PartitionState(topic, partition, RecentEvents(window))
+        cursor = await self.cursor_docs.find_one({"_id": cursor_id(topic, partition)})
+        if cursor is not None:
+            state.next_offset = int(cursor["next_offset"])
+            state.recent = RecentEvents.from_bytes(window, bytes(cursor.get("recent", b"")))
+            state.stored = True
+        # Chunks are read whether or not a cursor exists: a crash may have left chunks written before the
+        # first cursor; their applied_offset keeps the replay from counting those records again.
+        async for doc in self.chunk_docs.find({"topic": topic, "partition": partition}):
+            state.chunks[doc["chunk"]] = Chunk(int(doc["applied_offset"]), decode_leaves(doc.get("leaves", {})))
+        return state
+
+    async def commit(self, change: PartitionChange) -> None:
+        """Chunk writes first, the cursor last: the cursor's offset then says every chunk holds the batch."""
+        topic, partition = change.topic, change.partition
+        known = [w for w in change.writes if w.stored]
+        if known:
+            result = await self.chunk_docs.bulk_write(
+                [
+                    UpdateOne(
+                        {"_id": chunk_id(topic, partition, w.chunk), "applied_offset": _one_of(w.accepted)},
+                        _chunk_update(w),
+                    )
+                    for w in known
+                ],
+                ordered=True,
+            )
+            if result.matched_count != len(known):
+                raise ConcurrentWriteError(f"{topic}:{partition}: a chunk moved on meanwhile")
+        fresh: list[ChunkWrite] = []
+        for write in (w for w in change.writes if not w.stored):
+            # Rare: a failed attempt of ours may have created it already; then it is updated, not inserted.
+            if write.accepted and await self._update_if(
+                self.chunk_docs,
+                chunk_id(topic, partition, write.chunk),
+                "applied_offset",
+                write.accepted,
+                _chunk_update(write),
+            ):
+                continue
+            fresh.append(write)
+        if fresh:
+            try:
+                await self.chunk_docs.bulk_write(
+                    [InsertOne(_chunk_document(topic, partition, w)) for w in fresh], ordered=True
+                )
+            except BulkWriteError as error:
+                if any(e.get("code") == DUPLICATE_KEY for e in error.details.get("writeErrors", ())):
+                    raise ConcurrentWriteError(f"{topic}:{partition}: a chunk was created meanwhile") from error
+                raise
+        await self._write_cursor(change)
+
+    @staticmethod
+    async def _update_if(
+        collection: AsyncCollection[Document], _id: str, field: str, accepted: tuple[int, ...], update: Document
+    ) -> bool:
+        result = await collection.update_one({"_id": _id, field: _one_of(accepted)}, update)
+        return result.matched_count == 1
+
+    async def _write_cursor(self, change: PartitionChange) -> None:
+        _id = cursor_id(change.topic, change.partition)
+        fields = {
+            "next_offset": change.next_offset,
+            "recent": change.recent.to_bytes(),
+            "updated_at": datetime.now(UTC),
+        }
+        if change.cursor_accepted and await self._update_if(
+            self.cursor_docs, _id, "next_offset", change.cursor_accepted, {"$set": fields}
+        ):
+            return
+        if change.cursor_stored:
+            raise ConcurrentWriteError(f"{_id}: the cursor moved on meanwhile")
+        try:
+            await self.cursor_docs.insert_one(
+                {"_id": _id, "topic": change.topic, "partition": change.partition, **fields}
+            )
+        except DuplicateKeyError as error:
+            raise ConcurrentWriteError(f"{_id}: the cursor was created meanwhile") from error
+
+    async def cursors(self, topic: str) -> dict[int, int]:
+        return {
+            int(doc["partition"]): int(doc["next_offset"])
+            async for doc in self.cursor_docs.find({"topic": topic}, {"partition": 1, "next_offset": 1})
+        }
+
+    async def drop_partitions(self, topic: str) -> None:
+        """Forget every partition's state for a topic (the start of a rebuild)."""
+        await self.chunk_docs.delete_many({"topic": topic})
+        await self.cursor_docs.delete_many({"topic": topic})
+
+    # --- official figures -----------------------------------------------------------------------------------
+
+    async def load_targets(self) -> dict[str, Target]:
+        return {
+            doc["_id"]: Target(doc["_id"], doc.get("workforce"), doc.get("target_ratio"))
+            async for doc in self.target_docs.find({})
+        }
+
+    async def save_targets(self, targets: Iterable[Target], *, source: str, replace: bool) -> int:
+        """Upsert each region's figures; with `replace`, regions absent from `targets` lose theirs."""
+        now = datetime.now(UTC)
+        rows = list(targets)
+        operations = [
+            UpdateOne(
+                {"_id": t.region_code},
+                {
+                    "$set": {
+                        "workforce": t.workforce,
+                        "target_ratio": t.target_ratio,
+                        "source": source,
+                        "loaded_at": now,
+                    }
+                },
+                upsert=True,
+            )
+            for t in rows
+        ]
+        if operations:
+            await self.target_docs.bulk_write(operations, ordered=False)
+        if replace:
+            await self.target_docs.delete_many({"_id": {"$nin": [t.region_code for t in rows]}})
+        return len(rows)

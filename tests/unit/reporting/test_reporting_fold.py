@@ -1,0 +1,395 @@
+"""The fold, pure: figures equal an independent computation; redeliveries, duplicates and crashes change
+nothing; children add up to their parent; a participation moves between regions and states as it should."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import zlib
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from services.reporting.domain import (
+    ACTIVE,
+    RecentEvents,
+    business_date,
+    event_digest,
+    expired_periods,
+    flow_key,
+    leaf_of,
+    lineage,
+)
+from services.reporting.figures import CoveragePolicy, Figures
+from services.reporting.projection import Projection
+from shared import events as ev
+from shared.regions import load_regions
+from tests.unit.reporting.memory_store import Crash, MemoryStore
+from tests.unit.reporting.outcomes import Simulation, compare, figures_of, make_participant, reference
+
+TOPIC = "outcomes"
+POLICY = CoveragePolicy(load_regions(), working_age_share=0.69, labour_force_participation=0.68)
+FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def partitioned(stream: list[tuple[str, Any]], partitions: int) -> dict[int, list[tuple[int, Any]]]:
+    """What the broker does: by key to a partition, offsets in publication order."""
+    logs: dict[int, list[tuple[int, Any]]] = {p: [] for p in range(partitions)}
+    for key, event in stream:
+        log = logs[zlib.crc32(key.encode()) % partitions]
+        log.append((len(log), event))
+    return logs
+
+
+def batches(log: list[tuple[int, Any]], rng: random.Random) -> list[list[tuple[int, Any]]]:
+    out, i = [], 0
+    while i < len(log):
+        size = rng.randint(1, 40)
+        out.append(log[i : i + size])
+        i += size
+    return out
+
+
+async def consume(projection: Projection, logs: dict[int, list[tuple[int, Any]]], rng: random.Random) -> None:
+    """Every partition's log in random batch sizes, partitions interleaved, as a consumer would see them,
+    written now and then and at the end."""
+    pending = {p: batches(log, rng) for p, log in logs.items()}
+    while any(pending.values()):
+        partition = rng.choice([p for p, b in pending.items() if b])
+        await projection.apply({partition: pending[partition].pop(0)})
+        if rng.random() < 0.3:
+            await projection.commit()
+    await projection.commit()
+
+
+def figures_by_region(projection: Projection, as_of: datetime) -> dict[str, dict[str, Any]]:
+    figures = Figures(projection.model, POLICY, as_of)
+    return {code: figures_of(figures.region(code)) for code in projection.model.codes()}
+
+
+async def started(store: MemoryStore, partitions: int, window: int = 1000) -> Projection:
+    projection = Projection(store, TOPIC, window)
+    await projection.assign(range(partitions))
+    return projection
+
+
+@FAST
+@given(seed=st.integers(0, 10_000), steps=st.integers(1, 250), partitions=st.integers(1, 4))
+def test_figures_equal_an_independent_computation(seed: int, steps: int, partitions: int) -> None:
+    sim = Simulation(seed).run(steps)
+    rng = random.Random(seed)
+
+    async def scenario() -> dict[str, dict[str, Any]]:
+        projection = await started(MemoryStore(), partitions)
+        await consume(projection, partitioned(sim.events, partitions), rng)
+        return figures_by_region(projection, sim.now)
+
+    actual = asyncio.run(scenario())
+    expected = reference(sim.events, business_date(sim.now))
+    assert compare(actual, expected) == []
+
+
+@FAST
+@given(seed=st.integers(0, 10_000), steps=st.integers(1, 150), copies=st.integers(1, 30))
+def test_redeliveries_and_republished_duplicates_change_nothing(seed: int, steps: int, copies: int) -> None:
+    sim = Simulation(seed).run(steps)
+    rng = random.Random(seed)
+    # Registration crashed and published some outcomes again, with the same event ids, a little later.
+    stream = list(sim.events)
+    for _ in range(copies):
+        position = rng.randrange(len(stream))
+        stream.insert(min(len(stream), position + rng.randint(1, 20)), stream[position])
+
+    async def scenario() -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+        projection = await started(MemoryStore(), 2)
+        logs = partitioned(stream, 2)
+        await consume(projection, logs, rng)
+        once = figures_by_region(projection, sim.now)
+        await consume(projection, logs, rng)  # the consumer is sent everything again
+        return once, figures_by_region(projection, sim.now)
+
+    once, twice = asyncio.run(scenario())
+    assert compare(once, reference(sim.events, business_date(sim.now))) == []
+    assert once == twice
+
+
+def stored_offset(store: MemoryStore, partition: int) -> int:
+    return store.cursor_docs.get((TOPIC, partition), (0, b""))[0]
+
+
+@FAST
+@given(seed=st.integers(0, 10_000), steps=st.integers(20, 200), crashes=st.lists(st.integers(0, 3), max_size=6))
+def test_a_crash_between_writes_then_a_restart_counts_every_event_once(
+    seed: int, steps: int, crashes: list[int]
+) -> None:
+    sim = Simulation(seed).run(steps)
+    rng = random.Random(seed)
+
+    async def scenario() -> dict[str, dict[str, Any]]:
+        store = MemoryStore()
+        logs = partitioned(sim.events, 2)
+        projection = await started(store, 2)
+        plan = list(crashes)
+        pending = {p: batches(log, rng) for p, log in logs.items()}
+        while any(pending.values()):
+            partition = rng.choice([p for p, b in pending.items() if b])
+            await projection.apply({partition: pending[partition].pop(0)})
+            if rng.random() > 0.4:
+                continue
+            if plan:
+                store.crash_after_chunk_writes = plan.pop()
+            try:
+                await projection.commit()
+            except Crash:
+                # The process died: a new one loads what is stored and reads from each stored cursor.
+                projection = await started(store, 2)
+                pending = {
+                    p: batches([r for r in log if r[0] >= stored_offset(store, p)], rng) for p, log in logs.items()
+                }
+        await projection.commit()
+        return figures_by_region(projection, sim.now)
+
+    assert compare(asyncio.run(scenario()), reference(sim.events, business_date(sim.now))) == []
+
+
+@FAST
+@given(seed=st.integers(0, 10_000), steps=st.integers(20, 200), failures=st.lists(st.integers(0, 3), max_size=6))
+def test_a_write_that_failed_part_way_is_written_again_later(seed: int, steps: int, failures: list[int]) -> None:
+    """The store went away in the middle of a write; the process lives on and writes again next time."""
+    sim = Simulation(seed).run(steps)
+    rng = random.Random(seed)
+
+    async def scenario() -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+        store = MemoryStore()
+        projection = await started(store, 2)
+        plan = list(failures)
+        pending = {p: batches(log, rng) for p, log in partitioned(sim.events, 2).items()}
+        while any(pending.values()):
+            partition = rng.choice([p for p, b in pending.items() if b])
+            await projection.apply({partition: pending[partition].pop(0)})
+            if plan and rng.random() < 0.4:
+                store.crash_after_chunk_writes = plan.pop()
+            with contextlib.suppress(Crash):
+                await projection.commit()
+        await projection.commit()
+        assert projection.owned == {0, 1}  # no write was taken for another consumer's
+        restarted = await started(store, 2)  # and what is stored is the same
+        return figures_by_region(projection, sim.now), figures_by_region(restarted, sim.now)
+
+    live, stored = asyncio.run(scenario())
+    assert compare(live, reference(sim.events, business_date(sim.now))) == []
+    assert stored == live
+
+
+@FAST
+@given(seed=st.integers(0, 10_000), steps=st.integers(20, 200), failures=st.lists(st.integers(0, 3), max_size=4))
+def test_batches_folded_while_the_state_is_being_written_are_written_next_time(
+    seed: int, steps: int, failures: list[int]
+) -> None:
+    sim = Simulation(seed).run(steps)
+    rng = random.Random(seed)
+
+    async def scenario() -> dict[str, dict[str, Any]]:
+        store = MemoryStore()
+        projection = await started(store, 2)
+        plan = list(failures)
+        pending = {p: batches(log, rng) for p, log in partitioned(sim.events, 2).items()}
+
+        async def consumer() -> None:
+            while any(pending.values()):
+                partition = rng.choice([p for p, b in pending.items() if b])
+                await projection.apply({partition: pending[partition].pop(0)})
+                await asyncio.sleep(0)
+
+        async def writer() -> None:
+            while any(pending.values()):
+                if plan and rng.random() < 0.3:
+                    store.crash_after_chunk_writes = plan.pop()
+                with contextlib.suppress(Crash):
+                    await projection.commit()
+                await asyncio.sleep(0)
+
+        await asyncio.gather(consumer(), writer())
+        await projection.commit()
+        return figures_by_region(projection, sim.now)
+
+    assert compare(asyncio.run(scenario()), reference(sim.events, business_date(sim.now))) == []
+
+
+def test_a_consumer_that_lost_its_partition_cannot_overwrite_the_new_owner() -> None:
+    """A rebalance the old owner did not notice: both fold the same partition; every event still counts once."""
+    sim = Simulation(3).run(120)
+    log = partitioned(sim.events, 1)[0]
+
+    async def scenario() -> dict[str, dict[str, Any]]:
+        store = MemoryStore()
+        old, new = await started(store, 1), await started(store, 1)
+        await old.apply({0: log[:40]})
+        await new.apply({0: log[:60]})
+        await new.commit()
+        await old.apply({0: log[40:80]})
+        await old.commit()  # refused by the store: the old owner lets the partition go
+        assert old.owned == set()
+        await new.apply({0: log[60:]})
+        await new.commit()
+        await old.refresh()  # the old owner's read model now shows what the new owner wrote
+        assert figures_by_region(old, sim.now) == figures_by_region(new, sim.now)
+        return figures_by_region(new, sim.now)
+
+    assert compare(asyncio.run(scenario()), reference(sim.events, business_date(sim.now))) == []
+
+
+@FAST
+@given(seed=st.integers(0, 10_000), steps=st.integers(1, 200))
+def test_children_add_up_to_their_parent(seed: int, steps: int) -> None:
+    sim = Simulation(seed).run(steps)
+
+    async def scenario() -> Projection:
+        projection = await started(MemoryStore(), 3)
+        await consume(projection, partitioned(sim.events, 3), random.Random(seed))
+        return projection
+
+    projection = asyncio.run(scenario())
+    model = projection.model
+    at_own_level: dict[str, dict[str, int]] = {}
+    for state in projection.partitions.values():
+        for leaf, counters in state.leaves():
+            own = at_own_level.setdefault(leaf, {})
+            for key, value in counters.items():
+                own[key] = own.get(key, 0) + value
+    for code in model.codes():
+        total = dict(at_own_level.get(code, {}))
+        for child in model.children_with_data(code):
+            for key, value in model.counters(child).items():
+                total[key] = total.get(key, 0) + value
+        assert {k: v for k, v in total.items() if v} == model.counters(code), code
+        assert model.own_level(code) == {k: v for k, v in at_own_level.get(code, {}).items() if v}
+
+
+def _event(kind: type[ev.CloudEvent[Any]], data: Any, when: datetime) -> ev.CloudEvent[Any]:
+    return kind(source="lindungi/registration", time=when, data=data)
+
+
+def test_update_terminate_and_reactivate_move_the_counts() -> None:
+    now = datetime.now(UTC)
+    base = {"partner_id": "p", "request_event_id": "q"}
+    first = make_participant("a", region="32.71", kecamatan="32.71.01")
+    moved = make_participant("a", region="33.74", kecamatan="33.74.02", funding=ev.FundingSource.CSR)
+    ended = moved.model_copy(update={"status": ev.ParticipantStatus.TERMINATED})
+    back = ended.model_copy(update={"status": ev.ParticipantStatus.ACTIVE})
+    steps = [
+        _event(ev.ParticipantRegistered, ev.Registered(request_id="1", version=1, participant=first, **base), now),
+        _event(
+            ev.ParticipantUpdated,
+            ev.Updated(request_id="2", version=2, participant=moved, previous=first, **base),
+            now,
+        ),
+        _event(
+            ev.ParticipantTerminated,
+            ev.Terminated(
+                request_id="3",
+                version=3,
+                participant=ended,
+                previous=moved,
+                reason=ev.TerminationReason.MOVED,
+                **base,
+            ),
+            now,
+        ),
+        _event(
+            ev.ParticipantReactivated,
+            ev.Reactivated(request_id="4", version=4, participant=back, previous=ended, **base),
+            now - timedelta(days=40),
+        ),
+    ]
+    expected_active = [
+        {"32.71.01": 1, "32": 1, "33.74.02": 0, "33": 0, "ID": 1},
+        {"32.71.01": 0, "32": 0, "33.74.02": 1, "33": 1, "ID": 1},
+        {"32.71.01": 0, "32": 0, "33.74.02": 0, "33": 0, "ID": 0},
+        {"32.71.01": 0, "32": 0, "33.74.02": 1, "33": 1, "ID": 1},
+    ]
+
+    async def scenario() -> None:
+        projection = await started(MemoryStore(), 1)
+        for offset, (event, active) in enumerate(zip(steps, expected_active, strict=True)):
+            await projection.apply({0: [(offset, event)]})
+            await projection.commit()
+            assert {c: projection.model.counters(c).get(ACTIVE, 0) for c in active} == active
+        model = projection.model
+        assert model.counters("32.71.01").get(flow_key("enrollments"), 0) == 1
+        assert model.counters("33.74").get(flow_key("terminations"), 0) == 1
+        assert model.counters("33.74").get(flow_key("reactivations"), 0) == 1
+        assert model.counters("33.74").get("funding/CSR") == 1
+        assert model.counters("32.71").get("funding/APBD", 0) == 0
+        today = Figures(model, POLICY, now).region("33.74")
+        assert today.reactivations == {"today": 0, "this_month": 0, "total": 1}  # 40 days ago
+        assert today.terminations["today"] == 1
+
+    asyncio.run(scenario())
+
+
+def test_a_participant_is_counted_in_their_kecamatan_only_inside_the_responsible_region() -> None:
+    assert leaf_of(make_participant("a", region="32.71", kecamatan="32.71.03")) == "32.71.03"
+    assert leaf_of(make_participant("a", region="32.71", kecamatan=None)) == "32.71"
+    assert leaf_of(make_participant("a", region="32.71", kecamatan="32.73.01")) == "32.71"
+    assert lineage("32.71.03") == ("32.71.03", "32.71", "32", "ID")
+
+
+@given(days=st.lists(st.dates(min_value=date(2024, 1, 1), max_value=date(2027, 12, 31)), min_size=1, max_size=30))
+def test_the_day_and_month_window_is_bounded_and_pruning_once_equals_pruning_each_time(
+    days: list[date],
+) -> None:
+    def key_day(d: date) -> str:
+        return flow_key("enrollments", f"day/{d.isoformat()}")
+
+    def key_month(d: date) -> str:
+        return flow_key("enrollments", f"month/{d.year:04d}-{d.month:02d}")
+
+    each: dict[str, int] = {}
+    once: dict[str, int] = {}
+    for d in days:
+        for counters in (each, once):
+            counters[key_day(d)] = counters.get(key_day(d), 0) + 1
+            counters[key_month(d)] = counters.get(key_month(d), 0) + 1
+        for key in expired_periods(each):
+            del each[key]
+    for key in expired_periods(once):
+        del once[key]
+    assert each == once
+    assert len([k for k in once if "/day/" in k]) <= 2
+    assert len([k for k in once if "/month/" in k]) <= 2
+    latest = max(days)
+    assert once[key_day(latest)] == days.count(latest)
+
+
+def test_the_dedupe_window_keeps_the_latest_ids_and_round_trips() -> None:
+    window = RecentEvents(3)
+    for i in range(5):
+        window.add(event_digest(f"e{i}"))
+    assert event_digest("e1") not in window
+    assert all(event_digest(f"e{i}") in window for i in (2, 3, 4))
+    again = RecentEvents.from_bytes(3, window.to_bytes())
+    assert again.to_bytes() == window.to_bytes()
+    assert len(RecentEvents.from_bytes(2, window.to_bytes())) == 2  # a smaller window keeps the newest
+
+
+def test_a_duplicate_further_behind_than_the_window_is_counted_again() -> None:
+    """The documented bound: the window is per partition and counts records, not time."""
+    sim = Simulation(7).run(30)
+    registered = next(e for _, e in sim.events if isinstance(e, ev.ParticipantRegistered))
+    stream = [(0, registered)] + [(i, e) for i, (_, e) in enumerate(sim.events, start=1) if e.id != registered.id]
+    stream.append((len(stream), registered))
+
+    async def active_with(window: int) -> int:
+        projection = Projection(MemoryStore(), TOPIC, window)
+        await projection.assign([0])
+        await projection.apply({0: stream})
+        await projection.commit()
+        return projection.model.counters("ID").get(flow_key("enrollments"), 0)
+
+    expected = sum(isinstance(e, ev.ParticipantRegistered) for _, e in sim.events)
+    assert asyncio.run(active_with(len(stream))) == expected
+    assert asyncio.run(active_with(5)) == expected + 1
