@@ -38,9 +38,7 @@ def rendered() -> dict[str, str]:
 def main(argv: list[str]) -> int:
     documents = rendered()
     if "--check" in argv:
-        stale = [
-            n for n, text in documents.items() if not (DOCS / n).exists() or (DOCS / n).read_text() != text
-        ]
+        stale = [n for n, text in documents.items() if not (DOCS / n).exists() or (DOCS / n).read_text() != text]
         if stale:
             print("stale AsyncAPI documents, run `make schemas`:", ", ".join(stale), file=sys.stderr)  # noqa: T201
             return 1
