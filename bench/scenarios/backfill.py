@@ -1,0 +1,123 @@
+"""Backfill: a pre-filled intake topic through registration and reporting running together, from empty.
+
+Wall time until reporting's national snapshot reflects every outcome (start-up included), each service's own
+wall time and its peak RSS (VmHWM). Baseline in the same invocation: registration alone (the registration
+scenario's rate), so the ratio says what running reporting beside it costs on a shared machine.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from bench.follow import Follower, NationalAggregate
+from bench.measure import Figure, Rate, mib, ratios, watch
+from bench.report import Row, Section, table
+from bench.scenarios.registration import create_registration_topics, prefill, registration_env
+from bench.scenarios.reporting import create_reporting_topics, reporting_env
+
+if TYPE_CHECKING:
+    from bench.harness import Harness
+
+
+@dataclass
+class Backfill:
+    rate: Rate
+    registration_wall: float | None  # None: not every outcome was published within the budget
+    registration_peak: int
+    reporting_peak: int
+
+
+async def backfill_run(h: Harness, requests: str, n: int, run: str) -> Backfill:
+    registration = registration_env(h, requests, run)
+    await create_registration_topics(h, registration)
+    outcomes = registration["REGISTRATION_OUTCOMES_TOPIC"]
+    reporting = reporting_env(h, outcomes, run)
+    await create_reporting_topics(h, reporting)
+    databases = [registration["REGISTRATION_MONGODB_DATABASE"], reporting["REPORTING_MONGODB_DATABASE"]]
+    h.store.created += databases
+    national = NationalAggregate()
+    follower = Follower(h.kafka.bootstrap, reporting["REPORTING_REGION_AGGREGATES_TOPIC"], national)
+    await follower.start()
+    registering = h.service("registration", run, registration)
+    folding = h.service("reporting", run, reporting)
+    started = time.monotonic()
+    registering.start()
+    folding.start()
+    registered: list[float] = []
+    registration_peak = 0
+
+    def alive() -> None:
+        registering.check_alive()
+        folding.check_alive()
+
+    async def progress() -> int:
+        nonlocal registration_peak
+        produced = await h.kafka.records_in(outcomes)
+        if produced >= n and not registered:
+            registered.append(time.monotonic() - started)
+            registration_peak = registering.peak_rss()
+        return min(produced, national.reflected)
+
+    try:
+        rate = await watch(progress, n, within=h.scale.budget, check=alive, started=started)
+        reporting_peak = folding.peak_rss()
+        registration_peak = registration_peak or registering.peak_rss()
+    finally:
+        registering.stop()
+        folding.stop()
+        await follower.stop()
+    for database in databases:
+        await h.store.drop(database)
+    return Backfill(rate, registered[0] if registered else None, registration_peak, reporting_peak)
+
+
+async def run(h: Harness) -> Section:
+    n = h.scale.backfill
+    requests = await prefill(h, n, "backfill_requests")
+    end_to_end, wall = Figure("req/s"), Figure("s")
+    registration_wall, registration_peak, reporting_peak = Figure("s"), Figure("MiB"), Figure("MiB")
+    section = Section("backfill")
+    for index in range(1, h.runs + 1):
+        result = await backfill_run(h, requests, n, f"back{index}")
+        h.cut_short(section, f"Backfill run {index}", result.rate, n)
+        end_to_end.add(result.rate.done / result.rate.wall)
+        wall.add(result.rate.wall)
+        if result.registration_wall is not None:
+            registration_wall.add(result.registration_wall)
+        registration_peak.add(mib(result.registration_peak))
+        reporting_peak.add(mib(result.reporting_peak))
+    alone = h.shared.get("registration")
+    comparable = alone is not None and len(alone.values) == len(end_to_end.values)
+    section.rows = [
+        Row(
+            "backfill",
+            f"{n:,} requests through registration and reporting, requests/s (wall {wall.format()})",
+            end_to_end,
+            alone,
+            "registration alone (registration rows)" if alone else "registration alone: not run",
+            ratios(end_to_end, alone) if alone is not None and comparable else None,
+            "–",
+            None,
+        )
+    ]
+    section.details.append(
+        table(
+            ["measure", "median (min–max)"],
+            [
+                [f"wall time, {n:,} requests until the national aggregate reflects all", wall.format()],
+                ["registration: wall time until every outcome is published", registration_wall.format()],
+                ["reporting: wall time until every outcome is folded and published", wall.format()],
+                ["registration: peak RSS (VmHWM)", registration_peak.format()],
+                ["reporting: peak RSS (VmHWM)", reporting_peak.format()],
+            ],
+        )
+    )
+    section.notes[:0] = [
+        (
+            f"{n:,} seeded requests pre-filled on the intake topic; both services start together from empty "
+            "databases and read their topics from the start; wall times include start-up."
+        ),
+    ]
+    return section

@@ -1,0 +1,258 @@
+"""Reporting throughput: outcome events folded into region aggregates, checkpointed and published.
+
+Against Quix Streams (bench/quix_peer.py) computing per-region counts from the same topic in the same run.
+Memory: both processes' RSS, reporting's checkpoint (the BSON of its state documents) and Quix's state
+directory, sampled when a quarter, half and all of the events are done: 1x, 2x and 4x events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from bench import data
+from bench.follow import Follower, NationalAggregate
+from bench.kafka import fill
+from bench.measure import Figure, Rate, mib, ratios, watch
+from bench.report import Row, Section, table
+from shared import topics
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from bench.harness import Harness
+    from bench.processes import Proc
+
+MARKS = (1, 2, 4)  # quarters of the events: the memory curve at 1x, 2x and 4x
+
+
+@dataclass
+class Curve:
+    """RSS and checkpoint size at 1x, 2x and 4x events, per run (a run cut short misses its later points)."""
+
+    runs: list[dict[str, dict[int, float]]] = field(default_factory=list)
+
+    def marks(
+        self, n: int, proc: Proc, checkpoint_size: Callable[[], Awaitable[int]]
+    ) -> list[tuple[int, Callable[[], Awaitable[None]]]]:
+        points: dict[str, dict[int, float]] = {"rss": {}, "checkpoint": {}}
+        self.runs.append(points)
+
+        def sample(mark: int) -> Callable[[], Awaitable[None]]:
+            async def take() -> None:
+                points["rss"][mark] = mib(proc.rss())
+                points["checkpoint"][mark] = mib(await checkpoint_size())
+
+            return take
+
+        return [(n * mark // max(MARKS), sample(mark)) for mark in MARKS]
+
+    def at(self, what: str, mark: int) -> Figure:
+        return Figure("MiB", [run[what][mark] for run in self.runs if mark in run[what]])
+
+    def growth(self, what: str) -> Figure:
+        low, high = min(MARKS), max(MARKS)
+        both = [run[what] for run in self.runs if low in run[what] and high in run[what]]
+        return Figure("x", [points[high] / points[low] if points[low] else math.inf for points in both])
+
+
+async def prefill_outcomes(h: Harness, n: int, label: str) -> str:
+    templates = await asyncio.to_thread(
+        data.outcome_templates, h.scale.templates, h.seed + 1, today=h.today, nik_secret=h.nik_secret
+    )
+    topic = h.name(label)
+    await h.kafka.create_topic(topic, topics.ENROLLMENT_OUTCOMES.partitions)
+    await asyncio.to_thread(fill, h.kafka.bootstrap, topic, data.outcome_records(n, h.seed + 1, templates))
+    return topic
+
+
+def reporting_env(h: Harness, outcomes: str, run: str) -> dict[str, str]:
+    return {
+        "REPORTING_OUTCOMES_TOPIC": outcomes,
+        "REPORTING_REGION_AGGREGATES_TOPIC": h.name(run, "aggregates"),
+        "REPORTING_DEAD_LETTERS_TOPIC": h.name(run, "reporting", "deadletters"),
+        "REPORTING_GROUP_ID": h.name(run, "reporting"),
+        "REPORTING_MONGODB_DATABASE": h.name(run, "reporting"),
+    }
+
+
+async def create_reporting_topics(h: Harness, env: dict[str, str]) -> None:
+    aggregates = topics.REGION_AGGREGATES
+    await h.kafka.create_topic(env["REPORTING_REGION_AGGREGATES_TOPIC"], aggregates.partitions, aggregates.config)
+    await h.kafka.create_topic(env["REPORTING_DEAD_LETTERS_TOPIC"], topics.DEAD_LETTERS.partitions)
+
+
+async def reporting_run(h: Harness, outcomes: str, n: int, run: str, curve: Curve) -> tuple[Rate, int]:
+    """Returns the rate, the wall time and the peak RSS."""
+    env = reporting_env(h, outcomes, run)
+    await create_reporting_topics(h, env)
+    database = env["REPORTING_MONGODB_DATABASE"]
+    h.store.created.append(database)
+    national = NationalAggregate()
+    follower = Follower(h.kafka.bootstrap, env["REPORTING_REGION_AGGREGATES_TOPIC"], national)
+    await follower.start()
+    proc = h.service("reporting", run, env)
+    proc.start()
+
+    async def progress() -> int:
+        # Folded and checkpointed (the committed offset follows the stored state), and published.
+        committed = await h.kafka.committed_total(env["REPORTING_GROUP_ID"], outcomes)
+        return min(committed, national.reflected)
+
+    try:
+        rate = await watch(
+            progress,
+            n,
+            within=h.scale.budget,
+            check=proc.check_alive,
+            started=proc.started_at,
+            marks=curve.marks(n, proc, lambda: h.store.size(database)),
+        )
+        peak = proc.peak_rss()
+    finally:
+        proc.stop()
+        await follower.stop()
+    await h.store.drop(database)
+    return rate, peak
+
+
+def _directory_size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+async def quix_run(h: Harness, outcomes: str, n: int, run: str, curve: Curve) -> tuple[Rate, int]:
+    group = h.name(run, "quix")
+    state_dir = h.workdir / f"quix-{run}"
+    proc = h.process(
+        f"quix-{run}",
+        "bench.quix_peer",
+        {
+            "BENCH_QUIX_BOOTSTRAP": h.kafka.bootstrap,
+            "BENCH_QUIX_GROUP": group,
+            "BENCH_QUIX_TOPIC": outcomes,
+            "BENCH_QUIX_STATE_DIR": str(state_dir),
+        },
+    )
+    proc.start()
+
+    async def progress() -> int:
+        # Each event passes the source topic and then the repartition topic (grouped by region): done when
+        # the group has committed both, i.e. counted and checkpointed.
+        committed = await h.kafka.committed(group)
+        source = sum(offset for (topic, _), offset in committed.items() if topic == outcomes)
+        regrouped = sum(offset for (topic, _), offset in committed.items() if topic.startswith("repartition"))
+        return min(source, regrouped)
+
+    async def state_size() -> int:
+        return await asyncio.to_thread(_directory_size, state_dir)
+
+    try:
+        rate = await watch(
+            progress,
+            n,
+            within=h.scale.budget,
+            check=proc.check_alive,
+            started=proc.started_at,
+            marks=curve.marks(n, proc, state_size),
+        )
+        peak = proc.peak_rss()
+    finally:
+        proc.stop()
+    # Quix's own topics (repartition, changelog) carry the group's name.
+    await h.kafka.delete_topics([t for t in await h.kafka.topics() if group in t])
+    shutil.rmtree(state_dir, ignore_errors=True)
+    return rate, peak
+
+
+async def run(h: Harness) -> Section:
+    n = h.scale.reporting
+    outcomes = await prefill_outcomes(h, n, "reporting_outcomes")
+    ours, peer = Figure("events/s"), Figure("events/s")
+    ours_wall, peer_wall, ours_peak, peer_peak = Figure("s"), Figure("s"), Figure("MiB"), Figure("MiB")
+    ours_curve, peer_curve = Curve(), Curve()
+    section = Section("reporting")
+    for index in range(1, h.runs + 1):
+        run_name = f"rep{index}"
+        rate, peak = await reporting_run(h, outcomes, n, run_name, ours_curve)
+        h.cut_short(section, f"Run {index} of the reporting service", rate, n)
+        ours.add(rate.rate)
+        ours_wall.add(rate.wall)
+        ours_peak.add(mib(peak))
+        rate, peak = await quix_run(h, outcomes, n, run_name, peer_curve)
+        h.cut_short(section, f"Run {index} of the Quix Streams peer", rate, n)
+        peer.add(rate.rate)
+        peer_wall.add(rate.wall)
+        peer_peak.add(mib(peak))
+    versus = ratios(ours, peer)
+    rss_growth, checkpoint_growth = ours_curve.growth("rss"), ours_curve.growth("checkpoint")
+    section.rows = [
+        Row(
+            "reporting",
+            "outcome events/s folded into aggregates, checkpointed and published",
+            ours,
+            peer,
+            "Quix Streams per-region counts",
+            versus,
+            "≥ 1x",
+            h.judge(versus.median >= 1),
+        ),
+        Row(
+            "reporting",
+            f"RSS at 4x events ({n:,}) against 1x ({n // 4:,})",
+            ours_curve.at("rss", 4),
+            ours_curve.at("rss", 1),
+            "RSS at 1x",
+            rss_growth,
+            "flat (≤ 1.2x)",
+            h.judge(bool(rss_growth.values) and rss_growth.median <= 1.2),
+        ),
+        Row(
+            "reporting",
+            "checkpoint size at 4x events against 1x",
+            ours_curve.at("checkpoint", 4),
+            ours_curve.at("checkpoint", 1),
+            "checkpoint at 1x",
+            checkpoint_growth,
+            "flat (≤ 1.2x)",
+            h.judge(bool(checkpoint_growth.values) and checkpoint_growth.median <= 1.2),
+        ),
+    ]
+    rows = [
+        ["events/s", ours.format(), peer.format()],
+        [f"wall time for {n:,} events, start-up included", ours_wall.format(), peer_wall.format()],
+        ["peak RSS (VmHWM)", ours_peak.format(), peer_peak.format()],
+    ]
+    rows += [
+        [f"RSS at {mark}x ({n * mark // 4:,} events)", ours_curve.at("rss", mark).format(),
+         peer_curve.at("rss", mark).format()]
+        for mark in MARKS
+    ]  # fmt: skip
+    rows += [
+        [f"checkpoint at {mark}x: state documents (ours) / state directory (Quix)",
+         ours_curve.at("checkpoint", mark).format(), peer_curve.at("checkpoint", mark).format()]
+        for mark in MARKS
+    ]  # fmt: skip
+    section.details.append(table(["measure", "reporting service", "Quix Streams"], rows))
+    section.notes[:0] = [
+        (
+            f"{n:,} outcome events (registrations, rejections, terminations: {h.scale.templates:,} decisions of the "
+            "registration domain repeated under fresh event ids) pre-filled on a 12-partition topic; both consumers "
+            "read it from the start in each run with a consumer group and a state of their own."
+        ),
+        (
+            "Reporting is done when its committed offsets (committed after each durable batch) and the national "
+            "snapshot it published (its `source_offsets`) both cover every event; Quix when its group has committed "
+            "every event on the source and on its repartition topic (commit interval 1 s)."
+        ),
+        (
+            "Quix keeps events and active participants per region and outcome type, grouped by region through a "
+            "repartition topic; reporting keeps every breakdown of the published aggregate (segment, category, "
+            "programs, funding, sex, age band, contributions by payer, flows by day and month, rejection reasons "
+            "and partners) per kecamatan, deduplicates event ids and publishes coalesced snapshots every second."
+        ),
+    ]
+    return section

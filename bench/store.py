@@ -1,0 +1,74 @@
+"""The MongoDB-protocol server for the harness: what a service stored, how big it is, and the raw write limit."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import bson
+from pymongo import AsyncMongoClient
+
+Document = dict[str, Any]
+
+
+class Store:
+    def __init__(self, url: str) -> None:
+        self.client: AsyncMongoClient[Document] = AsyncMongoClient(url, tz_aware=True)
+        self.created: list[str] = []
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    def database(self, name: str) -> Any:
+        self.created.append(name)
+        return self.client[name]
+
+    async def server_version(self) -> str:
+        info = await self.client.admin.command("buildInfo")
+        if "ferretdbVersion" in info:
+            return f"FerretDB {info['ferretdbVersion']} (MongoDB wire protocol {info.get('version', '?')})"
+        return f"MongoDB {info.get('version', '?')}"
+
+    async def drop(self, name: str) -> None:
+        await self.client.drop_database(name)
+
+    async def size(self, database: str, collections: list[str] | None = None) -> int:
+        """Bytes of BSON the database's documents take: the checkpoint a service would restore from."""
+        db = self.client[database]
+        names = collections if collections is not None else await db.list_collection_names()
+        total = 0
+        for name in names:
+            async for document in db[name].find({}).batch_size(100):
+                total += len(bson.encode(document))
+        return total
+
+    async def count(self, database: str, collection: str) -> int:
+        return int(await self.client[database][collection].estimated_document_count())
+
+    async def copy_timed(
+        self, source: str, target: str, limits: dict[str, int], chunk: int = 5_000, chunk_bytes: int = 16_000_000
+    ) -> float:
+        """Insert up to `limits[collection]` documents of each of `source`'s collections into `target` with bulk
+        inserts of `chunk` documents (fewer when they pass `chunk_bytes`: request-log documents are large);
+        returns the seconds spent in the inserts alone (reading them back is not part of the limit)."""
+        spent = 0.0
+        self.created.append(target)
+        for name, limit in limits.items():
+            batch: list[Document] = []
+            size = 0
+            # Small reply batches: FerretDB does not cap a reply by size, and a request log's documents are
+            # large enough for a default batch to pass the driver's 48 MB message limit.
+            async for document in self.client[source][name].find({}).limit(limit).batch_size(200):
+                batch.append(document)
+                size += len(bson.encode(document))
+                if len(batch) >= chunk or size >= chunk_bytes:
+                    spent += await self._insert(target, name, batch)
+                    batch, size = [], 0
+            if batch:
+                spent += await self._insert(target, name, batch)
+        return spent
+
+    async def _insert(self, database: str, collection: str, documents: list[Document]) -> float:
+        start = time.perf_counter()
+        await self.client[database][collection].insert_many(documents, ordered=False)
+        return time.perf_counter() - start
