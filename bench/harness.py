@@ -158,6 +158,7 @@ class Harness:
         prefix = service.upper()
         proc = self.process(f"{service}-{run}", module or f"services.{service}", {}, args)
         proc.env.update({f"{prefix}_HTTP_PORT": str(proc.port), f"{prefix}_CREATE_TOPICS": "false", **env})
+        self.store.remember(proc.env[f"{prefix}_MONGODB_DATABASE"])
         return proc
 
     def stop_all(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import bson
@@ -12,16 +13,31 @@ Document = dict[str, Any]
 
 
 class Store:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, ledger: Path) -> None:
         self.client: AsyncMongoClient[Document] = AsyncMongoClient(url, tz_aware=True)
         self.created: list[str] = []
+        self._ledger = ledger
 
     async def close(self) -> None:
         await self.client.close()
 
-    def database(self, name: str) -> Any:
-        self.created.append(name)
-        return self.client[name]
+    def remember(self, name: str) -> None:
+        """A database this run creates: dropped when its scenario ends, and listed in a ledger file so that
+        `python -m bench --clean` can drop it after an interrupted run (listing every database is slow on
+        FerretDB with many of them)."""
+        if name not in self.created:
+            self.created.append(name)
+            self._ledger.parent.mkdir(parents=True, exist_ok=True)
+            with self._ledger.open("a") as ledger:
+                ledger.write(f"{name}\n")
+
+    def forgotten(self) -> list[str]:
+        """Every database the ledger lists (what earlier runs may have left), emptying it."""
+        if not self._ledger.exists():
+            return []
+        names = sorted(set(self._ledger.read_text().split()))
+        self._ledger.unlink()
+        return names
 
     async def server_version(self) -> str:
         info = await self.client.admin.command("buildInfo")
@@ -52,7 +68,7 @@ class Store:
         inserts of `chunk` documents (fewer when they pass `chunk_bytes`: request-log documents are large);
         returns the seconds spent in the inserts alone (reading them back is not part of the limit)."""
         spent = 0.0
-        self.created.append(target)
+        self.remember(target)
         for name, limit in limits.items():
             batch: list[Document] = []
             size = 0

@@ -36,7 +36,6 @@ async def backfill_run(h: Harness, requests: str, n: int, run: str) -> Backfill:
     reporting = reporting_env(h, outcomes, run)
     await create_reporting_topics(h, reporting)
     databases = [registration["REGISTRATION_MONGODB_DATABASE"], reporting["REPORTING_MONGODB_DATABASE"]]
-    h.store.created += databases
     national = NationalAggregate()
     follower = Follower(h.kafka.bootstrap, reporting["REPORTING_REGION_AGGREGATES_TOPIC"], national)
     await follower.start()

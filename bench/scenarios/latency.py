@@ -159,7 +159,6 @@ async def loaded(h: Harness, run: str, requests: dict[int, list[tuple[str, Recor
     outcomes = registration["REGISTRATION_OUTCOMES_TOPIC"]
     reporting = reporting_env(h, outcomes, run)
     await create_reporting_topics(h, reporting)
-    h.store.created += [registration["REGISTRATION_MONGODB_DATABASE"], reporting["REPORTING_MONGODB_DATABASE"]]
     services = [h.service("registration", run, registration), h.service("reporting", run, reporting)]
     answers = Answers(outcomes)
     followers = [

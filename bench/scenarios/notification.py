@@ -151,7 +151,6 @@ async def service_run(  # noqa: PLR0913 - one run's facts
     await h.kafka.create_topic(env["NOTIFICATION_AGGREGATES_TOPIC"], aggregates.partitions, aggregates.config)
     await h.kafka.create_topic(env["NOTIFICATION_DELIVERIES_TOPIC"], deliveries.partitions)
     await h.kafka.create_topic(env["NOTIFICATION_DEAD_LETTER_TOPIC"], topics.DEAD_LETTERS.partitions)
-    h.store.created.append(env["NOTIFICATION_MONGODB_DATABASE"])
     arrived = Deliveries()
     follower = Follower(h.kafka.bootstrap, env["NOTIFICATION_DELIVERIES_TOPIC"], arrived)
     await follower.start()

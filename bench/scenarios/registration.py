@@ -69,7 +69,7 @@ async def naive_run(h: Harness, requests: str, n: int, run: str) -> Rate:
     outcomes = h.name(run, "naive", "outcomes")
     await h.kafka.create_topic(outcomes, topics.ENROLLMENT_OUTCOMES.partitions)
     database = h.name(run, "naive")
-    h.store.created.append(database)
+    h.store.remember(database)
     proc = h.process(
         f"naive-{run}",
         "bench.naive",

@@ -91,7 +91,6 @@ async def reporting_run(h: Harness, outcomes: str, n: int, run: str, curve: Curv
     env = reporting_env(h, outcomes, run)
     await create_reporting_topics(h, env)
     database = env["REPORTING_MONGODB_DATABASE"]
-    h.store.created.append(database)
     national = NationalAggregate()
     follower = Follower(h.kafka.bootstrap, env["REPORTING_REGION_AGGREGATES_TOPIC"], national)
     await follower.start()
