@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Iterable, Sequence
+    from collections.abc import Awaitable, Callable, Sequence
 
 
 @dataclass
@@ -91,27 +91,26 @@ async def watch(  # noqa: PLR0913 - keyword-only knobs of one measurement
     warmup: float = 0.01,
     interval: float = 0.2,
     check: Callable[[], None] | None = None,
-    marks: Iterable[tuple[int, Callable[[], Awaitable[None]]]] = (),
+    observe: Callable[[int], Awaitable[None]] | None = None,
     started: float | None = None,
     partial: bool = True,
 ) -> Rate:
     """Poll `progress()` until it reaches `target`; the rate counts from the first poll past `warmup` of it.
 
     Start-up and warm-up (connections, the first fetch, caches) are outside the rate; `wall` includes them.
-    `marks` are called once when progress first passes each of their counts (to sample memory, say). When
+    `observe` is called with the progress at every poll (to sample memory, say). When
     `within` seconds pass first, the rate of what was done is returned (`complete` False), or with `partial` off,
     Timeout is raised.
     """
     start = started if started is not None else time.monotonic()
     deadline = time.monotonic() + within
-    pending = sorted(marks, key=lambda mark: mark[0])
     warm_at: float | None = None
     warm_count = 0
     while True:
         count = await progress()
         now = time.monotonic()
-        while pending and count >= pending[0][0]:
-            await pending.pop(0)[1]()
+        if observe is not None:
+            await observe(count)
         if warm_at is None and count >= max(1, int(target * warmup)):
             warm_at, warm_count = now, count
         if count >= target:

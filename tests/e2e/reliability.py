@@ -28,6 +28,7 @@ import contextlib
 import json
 import logging
 import os
+import pickle
 import platform
 import random
 import re
@@ -93,9 +94,17 @@ class Plan:
     rebalance: bool
     rate: float  # requests published per second: the stream flows while the faults land
     seed: int = 20_250_309
-    invalid_share: float = 0.2
+    invalid_share: float = 0.05
     duplicate_share: float = 0.05
-    settle_seconds: float = 300  # how long everything may take to settle after the last fault
+    # Shares of requests sent by the partner with little authority and by the one registration does not know.
+    limited_share: float = 0.03
+    unknown_share: float = 0.02
+    # Share of valid workers who consented to be contacted (of those who gave a phone or an e-mail address).
+    # Kept small: notification's ledger work on FerretDB grows with the ledger (see docs/reliability.md).
+    consent_share: float = 0.05
+    # How often notification's sweeper looks for deliveries to resume: each look scans the ledger on FerretDB.
+    sweep_seconds: float = 2
+    settle_seconds: float = 600  # how long everything may take to settle after the last fault
 
     def describe(self) -> str:
         faults = [f"{self.kills} x kill -9"]
@@ -107,8 +116,18 @@ class Plan:
         return f"{self.requests} enrollment requests at {self.rate:g}/s; " + ", ".join(faults)
 
 
-REDUCED = Plan("reduced", requests=2000, kills=3, outage_seconds=5, broker_restart=True, rebalance=True, rate=40)
-FULL = Plan("full", requests=20_000, kills=6, outage_seconds=20, broker_restart=True, rebalance=True, rate=110)
+REDUCED = Plan("reduced", requests=1000, kills=3, outage_seconds=5, broker_restart=True, rebalance=True, rate=25)
+FULL = Plan(
+    "full",
+    requests=20_000,
+    kills=6,
+    outage_seconds=20,
+    broker_restart=True,
+    rebalance=True,
+    rate=110,
+    sweep_seconds=10,
+    settle_seconds=3600,
+)
 
 # Where workers are enrolled: seven regencies/cities of Greater Jakarta in three provinces (100 kecamatan).
 # Few regions, many workers each: every snapshot of reporting carries weight, and the snapshot stream stays
@@ -134,7 +153,9 @@ PARTNERS: tuple[dict[str, Any], ...] = (
         "funding_sources": ["APBD", "EMPLOYER", "SELF"],
     },
 )
-PARTNER_SECRETS = {MAIN_PARTNER: "mitra-jawa-signing-secret-0123", LIMITED_PARTNER: "mitra-bogor-signing-secret-0123"}
+# Only the partner with little authority is told of rejections by webhook; the main partner reads its outcomes
+# from its own topic (production profile), so notification records its rejections as undeliverable.
+PARTNER_SECRETS = {LIMITED_PARTNER: "mitra-bogor-signing-secret-0123"}
 SMS_SECRET = "reliability-sms-gateway-secret"  # noqa: S105 - a test receiver's secret
 
 
@@ -149,18 +170,18 @@ class Subscriber:
 
 SUBSCRIBERS = (
     Subscriber(
-        "dprd-kota-depok",
-        "32.76",
+        "camat-pancoran-mas",
+        "32.76.01",
         frozenset({"participant.registered", "participant.terminated", "participant.reactivated", "request.rejected"}),
         ev.DeliveryChannel.WEBHOOK,
-        "/subscribers/dprd-kota-depok",
+        "/subscribers/camat-pancoran-mas",
     ),
     Subscriber(
         "bappeda-kota-bogor",
         "32.71",
-        frozenset({"participant.registered", "request.rejected"}),
+        frozenset({"request.rejected"}),
         ev.DeliveryChannel.EMAIL,
-        "bappeda@kotabogor.example",
+        "bappeda@bogor.example",
     ),
     Subscriber(
         "disnaker-banten", "36", frozenset({"participant.terminated"}), ev.DeliveryChannel.SMS, "+6281100000036"
@@ -174,13 +195,18 @@ KIND_OF = {
 }
 
 
-def partner_for(request_id: str) -> str:
+def _fraction(text: str, salt: str) -> float:
+    """A stable number in [0, 1) for a request id: the same request (and its re-sends) always draw the same."""
+    return zlib.crc32(f"{salt}:{text}".encode()) / 2**32
+
+
+def partner_for(request_id: str, plan: Plan) -> str:
     """Which partner sends a request: most the main partner, some a partner with little authority, a few
     one that registration does not know. Fixed by the request id, so a re-send comes from the same one."""
-    bucket = zlib.crc32(request_id.encode()) % 100
-    if bucket < 85:
-        return MAIN_PARTNER
-    return LIMITED_PARTNER if bucket < 95 else UNKNOWN_PARTNER
+    draw = _fraction(request_id, "partner")
+    if draw < plan.unknown_share:
+        return UNKNOWN_PARTNER
+    return LIMITED_PARTNER if draw < plan.unknown_share + plan.limited_share else MAIN_PARTNER
 
 
 def _under(code: str, scope: str) -> bool:
@@ -195,9 +221,11 @@ def chain(code: str) -> list[str]:
     return [".".join(parts[:n]) for n in range(len(parts), 0, -1)] + [NATIONAL_CODE]
 
 
-def authority(partner_id: str, request: ev.EnrollmentRequest, regions: Regions) -> set[str]:
-    """What the partner may not submit, from the partners this run seeds (not from registration's code)."""
-    partner = next((p for p in PARTNERS if p["partner_id"] == partner_id), None)
+def authority(
+    partner_id: str, request: ev.EnrollmentRequest, regions: Regions, partners: Iterable[dict[str, Any]] = PARTNERS
+) -> set[str]:
+    """What the partner may not submit, from the partners seeded (not from registration's code)."""
+    partner = next((p for p in partners if p["partner_id"] == partner_id and p.get("active", True)), None)
     if partner is None:
         return {ReasonCode.PARTNER_UNKNOWN.value}
     codes: set[str] = set()
@@ -343,8 +371,12 @@ class _Builder:
 
     def enrollment(self, item: LabelledRequest, index: int) -> None:
         request = item.request
+        if request.worker.contact_consent and _fraction(request.request_id, "consent") >= self.plan.consent_share:
+            request = request.model_copy(
+                update={"worker": request.worker.model_copy(update={"contact_consent": False})}
+            )
         nik = request.worker.nik
-        partner = partner_for(request.request_id)
+        partner = partner_for(request.request_id, self.plan)
         key = f"{partner}:{request.request_id}"
         self.work.niks.add(nik)
         if item.is_duplicate:  # the partner sends it again: sometimes the same event, sometimes a new one
@@ -751,7 +783,7 @@ class Fleet:
             "NOTIFICATION_SEND_TIMEOUT": "5",
             "NOTIFICATION_MAX_ATTEMPTS": "20",
             "NOTIFICATION_LEASE": "15",
-            "NOTIFICATION_SWEEP_INTERVAL": "2",
+            "NOTIFICATION_SWEEP_INTERVAL": str(plan.sweep_seconds),
             # Fewer deliveries in flight than FerretDB's connection pool (100 per database): with the default
             # (2000) hundreds of concurrent claims deadlock that pool and the notification database never
             # answers again (defect reported with issue 9; tests/e2e/test_reliability.py shows it).
@@ -1173,17 +1205,20 @@ async def group_assignment(bootstrap: str, group: str) -> tuple[str, list[list[i
 # --- Reading what the system holds -----------------------------------------------------------------------
 
 
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    """The partitions of the topic a group-less consumer subscribed to (all of them, once metadata came)."""
+    await eventually(lambda: bool(consumer.assignment()), 30, interval=0.1)
+    return sorted(tp for tp in consumer.assignment() if tp.topic == topic)
+
+
 async def read_topic(bootstrap: str, topic: str) -> list[Any]:
     """Every record of a topic, from the start to the end each partition has now."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
     await consumer.start()
     try:
-        await consumer.topics()  # metadata
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        if not partitions:
-            return []
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
+        partitions = await _partitions(consumer, topic)
         ends = await consumer.end_offsets(partitions)
         records: list[Any] = []
         while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
@@ -1196,11 +1231,10 @@ async def read_topic(bootstrap: str, topic: str) -> list[Any]:
 
 
 async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
     await consumer.start()
     try:
-        await consumer.topics()
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        partitions = await _partitions(consumer, topic)
         return {tp.partition: n for tp, n in (await consumer.end_offsets(partitions)).items()}
     finally:
         await consumer.stop()
@@ -1305,36 +1339,74 @@ def verify_outcomes(work: Workload, records: list[Any], verdict: Verdict) -> dic
 
 
 def verify_partner_topics(outcomes: dict[str, Any], copies: dict[str, list[Any]], verdict: Verdict) -> None:
-    """Each partner's own outcome topic (production ACL profile) holds its outcomes and nobody else's."""
-    for partner in (MAIN_PARTNER, LIMITED_PARTNER, UNKNOWN_PARTNER):
-        topic = f"lindungi.partner.{partner}.outcomes.v1"
-        events = [ev.outcome_adapter.validate_json(r.value) for r in copies.get(topic, [])]
+    """Each registered partner's own outcome topic (production ACL profile) holds all its outcomes and nobody
+    else's; a source registration does not know gets no topic (in production none exists for it)."""
+    for topic, records in copies.items():
+        partner = topic.removeprefix("lindungi.partner.").removesuffix(".outcomes.v1")
+        events = [ev.outcome_adapter.validate_json(r.value) for r in records]
         foreign = [f"{topic}: {e.data.partner_id}:{e.data.request_id}" for e in events if e.data.partner_id != partner]
         verdict.count("mismatches", "another partner's outcome on a partner's topic", foreign)
-        mine = {e.id for k, e in outcomes.items() if k.startswith(partner + ":")}
-        verdict.count("lost", "outcomes missing from the partner's own topic", sorted(mine - {e.id for e in events}))
         verdict.checks.append(f"{topic}: {len(events)} records, {len(foreign)} of another partner")
+    if UNKNOWN_PARTNER in {t.removeprefix("lindungi.partner.").removesuffix(".outcomes.v1") for t in copies}:
+        verdict.count("mismatches", "a topic for a partner registration does not know", [UNKNOWN_PARTNER])
+    for partner in (p["partner_id"] for p in PARTNERS):
+        topic = f"lindungi.partner.{partner}.outcomes.v1"
+        mine = {e.id for k, e in outcomes.items() if k.startswith(partner + ":")}
+        held = {ev.outcome_adapter.validate_json(r.value).id for r in copies.get(topic, [])}
+        verdict.count("lost", "outcomes missing from the partner's own topic", sorted(mine - held))
+
+
+async def _history_of(db: Any, pid: str) -> list[str]:
+    """A participation's history entries and the request log's record of them: for a finding's report."""
+    entries = []
+    async for doc in db["history"].find({"participant_id": pid}):
+        logged = await db["requests"].find_one({"_id": doc["_id"]})
+        recorded = json.loads(logged["participant"]) if logged and logged.get("participant") else {}
+        entries.append(
+            f"{doc['_id']} v{doc['version']} {doc['action']} decided {doc['decided_at']}, logged "
+            f"{logged.get('recorded_at') if logged else None} v{recorded.get('version')}"
+        )
+    return sorted(entries)
 
 
 async def verify_registration(
-    work: Workload, outcomes: dict[str, Any], mongo: AsyncMongoClient[dict[str, Any]], verdict: Verdict
+    work: Workload,
+    outcomes: dict[str, Any],
+    mongo: AsyncMongoClient[dict[str, Any]],
+    bootstrap: str,
+    verdict: Verdict,
 ) -> list[str]:
     """Every valid request is a participant exactly once, in the expected state. Returns the raw documents
     as text for the scan at rest."""
     pid_of: dict[tuple[str, str], str] = {}
     for key, want in work.expectations.items():
-        if want.outcome == "registered" and key in outcomes and want.participation is not None:
-            pid_of[want.participation] = outcomes[key].data.participant.participant_id
+        event = outcomes.get(key)
+        if want.outcome == "registered" and isinstance(event, ev.ParticipantRegistered) and want.participation:
+            pid_of[want.participation] = event.data.participant.participant_id
     db = mongo["lindungi_registration"]
     documents = [doc async for doc in db["participants"].find({})]
     stored = {doc["_id"]: doc for doc in documents}
     expected_ids = set(pid_of.values())
     verdict.count("lost", "valid requests that are no participant", sorted(expected_ids - stored.keys()))
     verdict.count("doubled", "participants no valid request asked for", sorted(stored.keys() - expected_ids))
-    wrong = [
-        f"{pid}: {stored[pid].get('status')}"
+    published: dict[str, list[str]] = defaultdict(list)  # what the outcome topic says happened to each
+    for key, event in sorted(outcomes.items(), key=lambda item: item[1].time):
+        participant = getattr(event.data, "participant", None)
+        if participant is not None:
+            published[participant.participant_id].append(f"{key} v{event.data.version} {event.type.rsplit('.', 1)[1]}")
+    wrong_keys = [
+        (pkey, pid)
         for pkey, pid in pid_of.items()
         if pid in stored and (stored[pid].get("status") == "ACTIVE") != work.participations[pkey].active
+    ]
+    intake: dict[bytes, list[str]] = defaultdict(list)
+    if wrong_keys:  # where the participant's requests sit on the intake topic, to find the batches in the logs
+        for r in await read_topic(bootstrap, ENROLLMENT_REQUESTS.name):
+            intake[r.key].append(f"{r.partition}:{r.offset} {json.loads(r.value)['data']['request_id']}")
+    wrong = [
+        f"{pid}: stored v{stored[pid].get('version')} {stored[pid].get('status')}, outcomes: {published[pid]}, "
+        f"history: {await _history_of(db, pid)}, intake: {intake[pkey[0].encode()]}"
+        for pkey, pid in wrong_keys
     ]
     verdict.count("mismatches", "participants in the wrong state", wrong)
     history = await db["history"].count_documents({})
@@ -1777,7 +1849,7 @@ async def run(plan: Plan, workdir: Path, *, command: str = "") -> Report:  # noq
         topics = [t for t in await list_topics(stack.bootstrap) if not t.startswith("__")]
         copies = {t: await read_topic(stack.bootstrap, t) for t in topics if t.startswith("lindungi.partner.")}
         verify_partner_topics(outcomes, copies, verdict)
-        at_rest = await verify_registration(work, outcomes, mongo, verdict)
+        at_rest = await verify_registration(work, outcomes, mongo, stack.bootstrap, verdict)
         api_texts = await verify_reporting(work, stack.bootstrap, fleet, verdict)
         reports = [
             ev.delivery_adapter.validate_json(r.value)
@@ -1865,6 +1937,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     log.setLevel(logging.INFO)
     report = asyncio.run(_until_terminated(run(plan, workdir, command=command)))
+    # Kept with the logs so the summary can be rendered again (`Report.markdown`) without a new run.
+    (workdir / "report.pickle").write_bytes(pickle.dumps(report))
     print(report.text())  # noqa: T201 - the command's output
     print(f"logs: {workdir}")  # noqa: T201
     if args.full and not args.no_docs:
