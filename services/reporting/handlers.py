@@ -9,6 +9,7 @@ still committed after each write, for lag monitoring and as a safe lower bound (
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -132,7 +133,15 @@ class OutcomeIntake:
 
 class PartitionAssignments(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka's base is untyped
     """Loads an assigned partition's state and seeks to the offset stored with it; writes what is pending for
-    a revoked one before letting it go."""
+    a revoked one before letting it go.
+
+    The state is loaded in a task of its own, not in the callback: aiokafka sends no heartbeat while
+    `on_partitions_assigned` runs, so a load that outlasts the session timeout (a busy or recovering store)
+    gets the member expelled, its partitions move to the other instance, whose load expels it in turn: a
+    rebalance storm that stopped reporting for minutes in the reliability run. A batch that arrives before
+    the load is done adopts its partitions itself (`OutcomeIntake._adopt`); records before a partition's
+    stored offset are skipped by the fold, so whichever comes first, nothing is counted twice or skipped.
+    """
 
     def __init__(
         self,
@@ -143,8 +152,10 @@ class PartitionAssignments(ConsumerRebalanceListener):  # type: ignore[misc]  # 
         self.projection = projection
         self.topic = topic
         self.consumer = consumer
+        self._loading: asyncio.Task[None] | None = None
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._stop_loading()
         projection = self.projection()
         if projection is not None:
             written = await projection.revoke(tp.partition for tp in revoked if tp.topic == self.topic)
@@ -156,12 +167,27 @@ class PartitionAssignments(ConsumerRebalanceListener):  # type: ignore[misc]  # 
             return
         projection.known = set(consumer.partitions_for_topic(self.topic) or ())
         mine = sorted(tp.partition for tp in assigned if tp.topic == self.topic)
+        await self._stop_loading()
+        self._loading = asyncio.create_task(self._load(projection, consumer, mine), name="reporting-assign")
+
+    async def _load(self, projection: Projection, consumer: AIOKafkaConsumer, partitions: list[int]) -> None:
         try:
-            resume = await projection.assign(mine)
+            resume = await projection.assign(partitions)
         except Exception:
             # The handler adopts these partitions on their first batch (OutcomeIntake._adopt).
-            log.exception("loading assigned partitions failed", partitions=mine)
+            log.exception("loading assigned partitions failed", partitions=partitions)
             return
+        assigned = consumer.assignment()
         for partition, offset in resume.items():
-            consumer.seek(TopicPartition(self.topic, partition), offset)
+            tp = TopicPartition(self.topic, partition)
+            if tp in assigned:
+                consumer.seek(tp, offset)
         log.info("partitions assigned", resume=resume)
+
+    async def _stop_loading(self) -> None:
+        """A load still running belongs to the assignment that is now ending: it must not finish after it."""
+        if self._loading is not None and not self._loading.done():
+            self._loading.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loading
+        self._loading = None

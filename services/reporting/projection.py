@@ -101,13 +101,17 @@ class Projection:
         return 0 in self.owned
 
     async def assign(self, partitions: Iterable[int]) -> dict[int, int]:
-        """Take ownership: load each partition's state. Returns where to resume reading each one."""
+        """Take ownership: load each partition's state. Returns where to resume reading each one.
+
+        A partition owned already is not loaded again (the assignment's load and a batch's adoption may
+        both ask): its state in memory is ahead of the store."""
         resume: dict[int, int] = {}
         async with self._writing, self.lock:
             for partition in partitions:
-                await self._reload(partition)
-                self.owned.add(partition)
-                self.pending[partition] = Pending.since(self.partitions[partition])
+                if partition not in self.owned:
+                    await self._reload(partition)
+                    self.owned.add(partition)
+                    self.pending[partition] = Pending.since(self.partitions[partition])
                 resume[partition] = self.partitions[partition].next_offset
         return resume
 

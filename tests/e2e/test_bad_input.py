@@ -340,7 +340,7 @@ def lifecycle(kind: str, request_id: str, nik: str, segment: ev.Segment, partner
     )
 
 
-def broken_envelopes(u: str) -> list[Case]:  # noqa: PLR0914 - one variable per way of being wrong
+def broken_envelopes(u: str) -> list[Case]:
     base = envelope(pick(region_code="32.71"), f"{u}-base")
     valid = encoded(base)
     schema = frozenset({R.SCHEMA_INVALID.value})
@@ -419,7 +419,7 @@ def broken_rules(u: str) -> list[Case]:
                 key=request.worker.nik.encode(),
                 outcome="rejected",
                 codes=frozenset(codes),
-            )  # fmt: skip
+            )
         )
     assert seen == {c.value for c in GENERATED_CODES}
     return cases
@@ -442,11 +442,24 @@ def partners_authority(u: str) -> list[Case]:
         request_id = f"{u}-authority-{len(cases)}"
         codes = frozenset(authority(partner, request, REGIONS, PARTNERS))
         assert codes, name
-        cases.append(Case(name, encoded(envelope(request, request_id, partner)), key=request.worker.nik.encode(),
-                          outcome="rejected", codes=codes))  # fmt: skip
+        cases.append(
+            Case(
+                name,
+                encoded(envelope(request, request_id, partner)),
+                key=request.worker.nik.encode(),
+                outcome="rejected",
+                codes=codes,
+            )
+        )
     allowed = f"{u}-authority-allowed"
-    cases.append(Case("within the partner's authority", encoded(envelope(bpu_apbd_bogor, allowed, LIMITED)),
-                      key=bpu_apbd_bogor.worker.nik.encode(), outcome="registered"))  # fmt: skip
+    cases.append(
+        Case(
+            "within the partner's authority",
+            encoded(envelope(bpu_apbd_bogor, allowed, LIMITED)),
+            key=bpu_apbd_bogor.worker.nik.encode(),
+            outcome="registered",
+        )
+    )
     return cases
 
 
@@ -651,7 +664,7 @@ async def test_a_deeply_nested_payload_is_dead_lettered_and_the_partition_moves_
             encoded(envelope(follower, f"{registration.unique}-after")),
             key=b"same",
             outcome="registered",
-        ),  # fmt: skip
+        ),
     ]
     await send(registration, cases)
     got = await answered(registration, cases, within=60)
@@ -667,12 +680,12 @@ async def test_a_header_that_is_not_utf8_does_not_stop_the_request(registration:
             encoded(envelope(request, f"{registration.unique}-hdr")),
             headers=(("ce_traceparent", b"\xff\xfe\x00"),),
             outcome="registered",
-        ),  # fmt: skip
+        ),
         Case(
             "the next request",
             encoded(envelope(pick(region_code="32.01"), f"{registration.unique}-next")),
             outcome="registered",
-        ),  # fmt: skip
+        ),
     ]
     await send(registration, cases)
     got = await answered(registration, cases, within=60)
@@ -730,7 +743,7 @@ async def test_each_partner_reads_only_its_own_outcomes(
                 f"request {i}",
                 encoded(envelope(r, f"{unique}-p{i}", (first, second)[i % 2])),
                 key=r.worker.nik.encode(),
-            )  # fmt: skip
+            )
             for i, r in enumerate(requests)
         ]
         await send(running, cases)
