@@ -99,7 +99,12 @@ def _dispatcher(
     return Dispatcher(
         store,
         {
-            channel: Lane(implementation, _concurrency(settings, channel), settings.channel_capacity)
+            channel: Lane(
+                implementation,
+                _concurrency(settings, channel),
+                settings.channel_capacity,
+                per_address=settings.webhook_endpoint_concurrency if channel is DeliveryChannel.WEBHOOK else None,
+            )
             for channel, implementation in channels.items()
         },
         RetryPolicy(

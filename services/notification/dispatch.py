@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import os
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
@@ -105,16 +105,43 @@ class RetryPolicy:
 
 @dataclass
 class Lane:
-    """One channel's share of the work: `concurrency` attempts at once, `capacity` deliveries in flight."""
+    """One channel's share of the work: `concurrency` attempts at once, `capacity` deliveries in flight, and
+    at most `per_address` attempts at once to one address (a webhook endpoint), when set.
+
+    Why a limit per address: the lane's slots are shared by every recipient, so an endpoint that takes
+    seconds to answer would otherwise hold most of them and every other partner's deliveries would wait
+    behind it. With the limit it holds `per_address` slots at most; the rest of the lane keeps moving.
+    """
 
     channel: Channel
     concurrency: int
     capacity: int
+    per_address: int | None = None
     tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     slots: asyncio.Semaphore = field(init=False)
+    _addresses: dict[str, tuple[asyncio.Semaphore, int]] = field(default_factory=dict)  # slot, users
 
     def __post_init__(self) -> None:
         self.slots = asyncio.Semaphore(self.concurrency)
+
+    @contextlib.asynccontextmanager
+    async def address_slot(self, address: str) -> AsyncIterator[None]:
+        """Wait for a turn at this address (no wait without a per-address limit)."""
+        if self.per_address is None:
+            yield
+            return
+        slot, users = self._addresses.get(address, (asyncio.Semaphore(self.per_address), 0))
+        self._addresses[address] = (slot, users + 1)
+        try:
+            async with slot:
+                yield
+        finally:
+            # Forget an address nobody is sending to, so the table holds only the endpoints in use.
+            slot, users = self._addresses[address]
+            if users == 1:
+                del self._addresses[address]
+            else:
+                self._addresses[address] = (slot, users - 1)
 
 
 Publish = Callable[[CloudEvent[Any], str], Awaitable[None]]
@@ -240,6 +267,12 @@ class Dispatcher:
         )
 
     async def _attempt(self, lane: Lane, claimed: Claimed, secret: str | None) -> None:
+        # The turn at the address is awaited before the attempt is recorded, so the lease it renews runs
+        # from the moment the attempt can start.
+        async with lane.address_slot(claimed.outgoing.address):
+            await self._attempt_now(lane, claimed, secret)
+
+    async def _attempt_now(self, lane: Lane, claimed: Claimed, secret: str | None) -> None:
         outgoing = claimed.outgoing
         attempts = await self._ledger.start_attempt(outgoing.delivery_id, self._clock() + self._lease())
         try:

@@ -58,6 +58,11 @@ class NotificationSettings(ServiceSettings):
     retry_jitter: float = Field(default=2.0, ge=0, description="random seconds added to each wait")
     email_concurrency: int = Field(default=4, ge=1)
     webhook_concurrency: int = Field(default=8, ge=1)
+    webhook_endpoint_concurrency: int = Field(
+        default=2,
+        ge=1,
+        description="webhook attempts at once to one endpoint: a slow partner holds no more of the lane",
+    )
     sms_concurrency: int = Field(default=4, ge=1)
     channel_capacity: int = Field(
         default=2000,

@@ -32,8 +32,10 @@ class Entry:
 class MemoryLedger:
     entries: dict[str, Entry] = field(default_factory=dict)
 
-    def add(self, delivery_id: str, channel: DeliveryChannel = DeliveryChannel.EMAIL) -> None:
-        outgoing = Outgoing(delivery_id, "participant.registered", channel, "siti@example.org", "id", "s", "t", "{}")
+    def add(
+        self, delivery_id: str, channel: DeliveryChannel = DeliveryChannel.EMAIL, address: str = "siti@example.org"
+    ) -> None:
+        outgoing = Outgoing(delivery_id, "participant.registered", channel, address, "id", "s", "t", "{}")
         self.entries[delivery_id] = Entry(Claimed(outgoing, "ev-1", Audience.WORKER, None, "s***@example.org", 0))
 
     async def claim(self, delivery_id: str, owner: str, now: datetime, until: datetime) -> Claimed | None:  # noqa: ARG002
@@ -105,8 +107,8 @@ async def run(ledger: MemoryLedger, lanes: dict[DeliveryChannel, Lane], *ids: tu
     return published
 
 
-def lane(channel: Scripted, concurrency: int = 1, capacity: int = 10) -> Lane:
-    return Lane(channel, concurrency, capacity)
+def lane(channel: Scripted, concurrency: int = 1, capacity: int = 10, per_address: int | None = None) -> Lane:
+    return Lane(channel, concurrency, capacity, per_address)
 
 
 async def test_a_transient_failure_is_retried_and_then_succeeds() -> None:
@@ -187,3 +189,36 @@ async def test_a_full_lane_refuses_work_instead_of_waiting() -> None:
 
 async def _ignore(_event: CloudEvent[Any], _key: str) -> None:
     return
+
+
+async def test_a_slow_endpoint_holds_no_more_than_its_share_of_the_lane() -> None:
+    # Four slots, one attempt at a time per endpoint. Four deliveries to an endpoint that takes a long time
+    # and two to a fast one: the fast ones are done while the slow endpoint still has work queued, and the
+    # slow endpoint never has two attempts in flight.
+    ledger = MemoryLedger()
+    slow, fast = "https://slow.example/hook", "https://fast.example/hook"
+    for n in range(4):
+        ledger.add(f"s{n}", DeliveryChannel.WEBHOOK, slow)
+    for n in range(2):
+        ledger.add(f"f{n}", DeliveryChannel.WEBHOOK, fast)
+    in_flight: dict[str, int] = {slow: 0, fast: 0}
+    most: dict[str, int] = {slow: 0, fast: 0}
+    done: list[str] = []
+
+    class Endpoints(Scripted):
+        async def send(self, outgoing: Outgoing, secret: str | None) -> None:  # noqa: ARG002
+            in_flight[outgoing.address] += 1
+            most[outgoing.address] = max(most[outgoing.address], in_flight[outgoing.address])
+            await asyncio.sleep(0.05 if outgoing.address == slow else 0.001)
+            in_flight[outgoing.address] -= 1
+            done.append(outgoing.delivery_id)
+
+    webhooks = lane(Endpoints(), concurrency=4, per_address=1)
+    ids = [(f"s{n}", DeliveryChannel.WEBHOOK) for n in range(4)] + [
+        (f"f{n}", DeliveryChannel.WEBHOOK) for n in range(2)
+    ]
+    await run(ledger, {DeliveryChannel.WEBHOOK: webhooks}, *ids)
+    assert most == {slow: 1, fast: 1}
+    assert set(done[:3]) >= {"f0", "f1"}  # not queued behind the slow endpoint's four
+    assert all(ledger.entries[d].status == "sent" for d, _ in ids)
+    assert not webhooks._addresses
