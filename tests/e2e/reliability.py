@@ -1706,6 +1706,7 @@ class Report:
     verdict: Verdict
     resent_chunks: int
     settle_notes: list[str]
+    commit: str = "unknown"  # the checkout the services ran from, read when the run began
 
     def rows(self) -> list[tuple[str, str]]:
         v = self.verdict
@@ -1759,7 +1760,7 @@ class Report:
             command=self.command,
             date=self.started.astimezone(WIB).strftime("%Y-%m-%d %H:%M WIB"),
             machine=machine(),
-            commit=commit(),
+            commit=self.commit,
             reduced=REDUCED.describe(),
             full=FULL.describe(),
         )
@@ -1784,6 +1785,7 @@ def machine() -> str:
 
 
 def commit() -> str:
+    """The checkout's commit, marked `-dirty` when tracked files differ from it (the run is of those)."""
     result = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607
         cwd=ROOT,
@@ -1791,7 +1793,8 @@ def commit() -> str:
         text=True,
         check=False,
     )
-    return result.stdout.strip() or "unknown"
+    changed = subprocess.run(["git", "diff", "--quiet", "HEAD"], cwd=ROOT, check=False).returncode != 0  # noqa: S607
+    return (result.stdout.strip() or "unknown") + ("-dirty" if changed else "")
 
 
 # --- A run --------------------------------------------------------------------------------------------------
@@ -1819,7 +1822,7 @@ async def run(plan: Plan, workdir: Path, *, command: str = "") -> Report:  # noq
     fleet: Fleet | None = None
     tasks: list[asyncio.Task[None]] = []
     mongo: AsyncMongoClient[dict[str, Any]] | None = None
-    started, began = datetime.now(UTC), time.monotonic()
+    started, began, checkout = datetime.now(UTC), time.monotonic(), commit()
     try:
         await stack.start()
         mail.start()
@@ -1891,6 +1894,7 @@ async def run(plan: Plan, workdir: Path, *, command: str = "") -> Report:  # noq
             verdict,
             publisher.resent_chunks,
             notes,
+            checkout,
         )
     finally:
         for task in tasks:
