@@ -78,21 +78,7 @@ class Intake:
             else:
                 events.append((record, outcome))
 
-        requests = [e for _, e in events]
-        # Optimistic idempotency: the request log's unique key tells whether a request was seen before, so
-        # the common case (all new) costs no lookup. When some were seen (a redelivery after a crash, or a
-        # partner sending a request again), this attempt's entries are withdrawn, the recorded decisions are
-        # replayed onto the participants, and the batch is decided again knowing them.
-        decisions = await self._decide(requests, answered, ctx, recorded={})
-        seen = await self.store.record([d for d, new in decisions if new])
-        if seen:
-            recorded = await self.store.recorded(seen)
-            await self.store.forget([d.key for d, new in decisions if new and d.key not in seen])
-            by_version = sorted(recorded.values(), key=lambda d: d.participant.version if d.participant else 0)
-            await self.store.apply(by_version)
-            decisions = await self._decide(requests, answered, ctx, recorded=recorded)
-            if await self.store.record([d for d, new in decisions if new]):
-                raise RuntimeError("request log changed under this batch; it will be retried")
+        decisions = await self._decide_and_record([e for _, e in events], answered, ctx)
         await self.store.apply([d for d, _ in decisions])
         await self._publish([d for d, _ in decisions], dead)
         new_count = sum(new for _, new in decisions)
@@ -113,40 +99,69 @@ class Intake:
                     warnings=list(decision.warnings),
                 )
 
-    async def _decide(
-        self,
-        events: list[RequestEvent],
-        answered: list[Decision],
-        ctx: Context,
-        recorded: dict[str, Decision],
+    async def _decide_and_record(  # noqa: C901 - the rounds, in order; one idea
+        self, events: list[RequestEvent], answered: list[Decision], ctx: Context
     ) -> list[tuple[Decision, bool]]:
-        """Decisions in input order, each flagged new (True) or replayed from the request log (False)."""
-        pids = {participant_id(nik_of(e), e.data.segment, ctx.nik_secret) for e in events}
-        current: dict[str, ParticipantRecord] = await self.store.participations(pids)
+        """Decisions in input order, each flagged new (True) or replayed from the request log (False).
+
+        The request log is first-writer-wins and never rewritten: once an entry is there, another instance
+        may already have adopted and published it, so withdrawing it would let one request be answered twice
+        with two event ids (the full reliability run caught exactly that). So an entry is written only once
+        it is decided on the right state. A worker's requests in a batch are taken in rounds: the first
+        request of every worker, then the second, and so on. Each round is decided on the state the rounds
+        before it left and written with one insert, optimistically: the common batch (every worker once,
+        nothing seen before) costs one insert and no lookup. Where a round meets entries already recorded
+        (a redelivery after a crash, a partner's re-send, a consumer that lost its partitions in a
+        rebalance), those decisions stand: they are replayed onto the participants, and those workers'
+        state is read again before the next round.
+        """
         partners = await self.store.load_partners()
         self._known_partners = set(partners)
-        decided: dict[str, Decision] = {}
-        result: list[tuple[Decision, bool]] = []
+        final: dict[str, tuple[Decision, bool]] = {}
+        first_round: list[Decision] = []
         for decision in answered:
-            if decision.key in recorded:
-                result.append((recorded[decision.key], False))
-            elif decision.key not in decided:
-                decided[decision.key] = decision
-                result.append((decision, True))
+            if decision.key not in final:
+                final[decision.key] = (decision, True)
+                first_round.append(decision)
+        order = list(final)
+        rounds: list[list[tuple[str, str, RequestEvent]]] = []  # (key, participant id, request) per round
+        depth: dict[str, int] = {}
         for event in events:
             key = request_key(partner_id_of(event.source), event.data.request_id)
-            if key in recorded:
-                result.append((recorded[key], False))  # redelivery: same outcome, same event id
-                continue
-            if key in decided:
+            if key in final or key in order:
                 continue  # the same request twice in one batch: answered once
             pid = participant_id(nik_of(event), event.data.segment, ctx.nik_secret)
-            decision = decide(event, partners.get(partner_id_of(event.source)), current.get(pid), ctx)
-            if decision.participant is not None:
-                current[pid] = decision.participant
-            decided[key] = decision
-            result.append((decision, True))
-        return result
+            level = depth.get(pid, 0)
+            depth[pid] = level + 1
+            if level == len(rounds):
+                rounds.append([])
+            rounds[level].append((key, pid, event))
+            order.append(key)
+        current: dict[str, ParticipantRecord] = await self.store.participations(depth)
+        for index, round_ in enumerate(rounds or [[]]):
+            fresh = list(first_round) if index == 0 else []
+            pid_of: dict[str, str] = {}
+            for key, pid, event in round_:
+                fresh.append(decide(event, partners.get(partner_id_of(event.source)), current.get(pid), ctx))
+                pid_of[key] = pid
+            seen = await self.store.record(fresh)
+            recorded = await self.store.recorded(seen) if seen else {}
+            if len(recorded) != len(seen):
+                raise RuntimeError("a request-log entry reported present cannot be read; the batch is retried")
+            if recorded:
+                await self.store.apply(
+                    sorted(recorded.values(), key=lambda d: d.participant.version if d.participant else 0)
+                )
+            for decision in fresh:
+                kept = recorded.get(decision.key)
+                final[decision.key] = (kept, False) if kept is not None else (decision, True)
+                owner = pid_of.get(decision.key)
+                if owner is not None and kept is None and decision.participant is not None:
+                    current[owner] = decision.participant
+            replayed = {pid_of[key] for key in recorded if key in pid_of}
+            if replayed:  # the store now holds what the recorded decisions did, or something newer
+                current.update(await self.store.participations(replayed))
+        return [final[key] for key in order]
 
     def _read(self, record: ConsumerRecord[bytes, bytes], ctx: Context) -> RequestEvent | Decision | DeadLetterRecorded:
         """Decode a record; what cannot be decoded is answered (if the partner can be told) or dead-lettered."""

@@ -6,19 +6,21 @@ participant and history writes that follow replay it (an insert that meets its o
 an update sets the recorded state). Offsets are committed only after the outcomes are published, so after a
 crash anywhere in between, Kafka redelivers the batch, the log answers every request in it, the writes are
 replayed and the very same outcome events (same ids) are published again. No multi-document transaction is
-needed, which FerretDB and a standalone MongoDB do not have. A partition has one consumer at a time, so a
-participation's changes are applied in order.
+needed, which FerretDB and a standalone MongoDB do not have. A partition normally has one consumer at a
+time, so a participation's changes are applied in order; during a rebalance two may briefly overlap, and
+then the log's first writer wins and a participation's version only moves forward (`_set_if_newer`).
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from services.registration.domain.decisions import Decision, ParticipantRecord, Partner
 from shared.crypto import Sealer
@@ -83,11 +85,6 @@ class MongoRegistrationStore:
     async def participations(self, participant_ids: Iterable[str]) -> dict[str, ParticipantRecord]:
         docs = await self._by_ids(self.participants, participant_ids)
         return {doc["_id"]: ParticipantRecord.from_document(doc) for doc in docs}
-
-    async def forget(self, keys: Iterable[str]) -> None:
-        """Remove request-log entries this attempt wrote but must take again (see Intake.handle)."""
-        for key in keys:
-            await self.requests.delete_one({"_id": key})
 
     # --- writes for a batch ------------------------------------------------------------------------------
 
@@ -174,11 +171,19 @@ class MongoRegistrationStore:
 
     async def _set_if_newer(self, document: Document) -> None:
         """Set a participation's state unless the stored one is as new or newer (a replay of an old request
-        must never move a participation back). Read then write: one consumer owns a partition's workers."""
-        stored = await self.participants.find_one({"_id": document["_id"]}, {"version": 1})
-        if stored is None or stored.get("version", 0) < document["version"]:
-            # $set keeps the sealed NIK of the first enrollment when this state does not carry one.
-            await self.participants.update_one({"_id": document["_id"]}, {"$set": document}, upsert=True)
+        must never move a participation back).
+
+        One conditional update, not a read then a write: during a rebalance two consumers can briefly apply
+        the same partition's decisions, and a read-then-write lets the slower one put an older version back.
+        """
+        # $set keeps the sealed NIK of the first enrollment when this state does not carry one.
+        result = await self.participants.update_one(
+            {"_id": document["_id"], "version": {"$lt": document["version"]}}, {"$set": document}
+        )
+        if result.matched_count:
+            return
+        with contextlib.suppress(DuplicateKeyError):  # there already, as new or newer
+            await self.participants.insert_one(document)
 
     async def open_nik(self, participant_id: str) -> str | None:
         """The NIK in clear, for an operator's authorised export only; never logged."""
