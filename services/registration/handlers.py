@@ -99,7 +99,7 @@ class Intake:
                     warnings=list(decision.warnings),
                 )
 
-    async def _decide_and_record(  # noqa: C901 - the rounds, in order; one idea
+    async def _decide_and_record(  # noqa: C901, PLR0912 - the rounds, in order; one idea
         self, events: list[RequestEvent], answered: list[Decision], ctx: Context
     ) -> list[tuple[Decision, bool]]:
         """Decisions in input order, each flagged new (True) or replayed from the request log (False).
@@ -159,8 +159,12 @@ class Intake:
                 if owner is not None and kept is None and decision.participant is not None:
                     current[owner] = decision.participant
             replayed = {pid_of[key] for key in recorded if key in pid_of}
-            if replayed:  # the store now holds what the recorded decisions did, or something newer
-                current.update(await self.store.participations(replayed))
+            if replayed:
+                # The store now holds what the recorded decisions did, or something newer; what this batch
+                # decided in earlier rounds is not applied yet, so the newer of the two versions stands.
+                for pid, stored in (await self.store.participations(replayed)).items():
+                    if pid not in current or stored.version > current[pid].version:
+                        current[pid] = stored
         return [final[key] for key in order]
 
     def _read(self, record: ConsumerRecord[bytes, bytes], ctx: Context) -> RequestEvent | Decision | DeadLetterRecorded:

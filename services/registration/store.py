@@ -154,7 +154,10 @@ class MongoRegistrationStore:
             pid = after.participant_id
             if pid not in latest and after.version == 1:
                 created.add(pid)
-            latest[pid] = after
+            # The newest version wins, not the last in the batch: a partner's re-send of an old request is
+            # answered from the log with the state it led to then, which must not undo what followed it.
+            if pid not in latest or after.version >= latest[pid].version:
+                latest[pid] = after
             if after.nik is not None:
                 # The participant id binds the ciphertext to its document.
                 sealed[pid] = self._sealer.seal(after.nik.encode(), pid.encode())
