@@ -7,7 +7,8 @@ the structured CloudEvent and the `ce_*` headers carry the same attributes (bina
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable
+import dataclasses
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -144,3 +145,22 @@ def dead_letter(
 
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
+
+
+def _readable_headers(record: ConsumerRecord[Any, Any]) -> ConsumerRecord[Any, Any]:
+    try:
+        for _, value in record.headers:
+            value.decode("utf-8")
+    except UnicodeDecodeError:
+        headers = tuple((k, v.decode("utf-8", "replace").encode()) for k, v in record.headers)
+        return dataclasses.replace(record, headers=headers)
+    return record
+
+
+async def tolerant_parser(
+    records: tuple[ConsumerRecord[Any, Any], ...],
+    parse: Callable[[tuple[ConsumerRecord[Any, Any], ...]], Awaitable[StreamMessage[Any]]],
+) -> StreamMessage[Any]:
+    # FastStream decodes every header as UTF-8 before the handler runs: one bad header would fail the whole
+    # batch where the handler cannot dead-letter it, and the consumer would move past the batch unprocessed.
+    return await parse(tuple(_readable_headers(r) for r in records))

@@ -29,7 +29,7 @@ from services.registration.settings import RegistrationSettings
 from services.registration.store import MongoRegistrationStore
 from shared.crypto import Sealer
 from shared.events import DeadLetterRecorded, Outcome
-from shared.messaging import ensure_topics
+from shared.messaging import ensure_topics, tolerant_parser
 from shared.regions import load_regions
 from shared.runtime import Probe, asgi_app, json_response, new_broker
 
@@ -68,6 +68,7 @@ def create_app(settings: RegistrationSettings | None = None) -> AsgiFastStream: 
         batch_timeout_ms=settings.batch_timeout_ms,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.MANUAL,
+        parser=tolerant_parser,
         title="enrollment requests",
         description="Partners' enroll / update / terminate / reactivate requests; one outcome each.",
     )

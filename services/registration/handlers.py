@@ -187,8 +187,9 @@ class Intake:
         """Answer a partner when the envelope names it and its request; otherwise dead-letter the bytes."""
         try:
             raw = json.loads(value)
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            return self._dead(record, "NotJson", str(error))
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+            # RecursionError: nesting deeper than the parser's stack (pydantic reported it as invalid).
+            return self._dead(record, "NotJson", str(error)[:500] or type(error).__name__)
         data = raw.get("data") if isinstance(raw, dict) else None
         source, request_id = (raw.get("source"), data.get("request_id")) if isinstance(data, dict) else (None, None)
         if not (isinstance(source, str) and source and isinstance(request_id, str) and request_id):

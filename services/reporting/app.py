@@ -29,14 +29,13 @@ from services.reporting.store import MongoReportingStore
 from shared import topics
 from shared.crypto import Sealer
 from shared.events import DeadLetterRecorded, RegionAggregateUpdated
-from shared.messaging import ensure_topics
+from shared.messaging import ensure_topics, tolerant_parser
 from shared.regions import load_regions
 from shared.runtime import Probe, asgi_app, new_broker
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Awaitable, Callable
+    from collections.abc import AsyncIterator
 
-    from aiokafka import ConsumerRecord
     from faststream.asgi import AsgiFastStream
     from faststream.message import StreamMessage
 
@@ -61,25 +60,6 @@ def coverage_policy(settings: ReportingSettings, regions: Regions) -> CoveragePo
         labour_force_participation=settings.labour_force_participation,
         default_target_ratio=settings.default_target_ratio,
     )
-
-
-def _readable_headers(record: ConsumerRecord[Any, Any]) -> ConsumerRecord[Any, Any]:
-    try:
-        for _, value in record.headers:
-            value.decode("utf-8")
-    except UnicodeDecodeError:
-        headers = tuple((k, v.decode("utf-8", "replace").encode()) for k, v in record.headers)
-        return dataclasses.replace(record, headers=headers)
-    return record
-
-
-async def tolerant_parser(
-    records: tuple[ConsumerRecord[Any, Any], ...],
-    parse: Callable[[tuple[ConsumerRecord[Any, Any], ...]], Awaitable[StreamMessage[Any]]],
-) -> StreamMessage[Any]:
-    # FastStream decodes every header as UTF-8 before the handler runs: one bad header would fail the whole
-    # batch where the handler cannot dead-letter it, and the consumer would move past the batch unprocessed.
-    return await parse(tuple(_readable_headers(r) for r in records))
 
 
 async def raw_values(message: StreamMessage[Any]) -> list[bytes]:
