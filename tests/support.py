@@ -142,5 +142,19 @@ async def consume_until(
     return records
 
 
+def registration_env(service_env: dict[str, str], unique: str, partners_seed: Path) -> dict[str, str]:
+    """Registration on topics, a consumer group and a database of its own (`unique` per test), seeded with
+    the partners in `partners_seed`."""
+    return {
+        **service_env,
+        "REGISTRATION_REQUESTS_TOPIC": f"requests.{unique}",
+        "REGISTRATION_OUTCOMES_TOPIC": f"outcomes.{unique}",
+        "REGISTRATION_DEAD_LETTERS_TOPIC": f"deadletters.{unique}",
+        "REGISTRATION_GROUP_ID": f"registration-{unique}",
+        "REGISTRATION_MONGODB_DATABASE": f"registration_{unique}",
+        "REGISTRATION_PARTNERS_SEED_FILE": str(partners_seed),
+    }
+
+
 def python_env(base: dict[str, str]) -> dict[str, str]:
     return {**base, "PYTHONPATH": os.pathsep.join([str(ROOT), base.get("PYTHONPATH", "")])}

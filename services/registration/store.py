@@ -19,7 +19,7 @@ from typing import Any
 
 from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from services.registration.domain.decisions import Decision, ParticipantRecord, Partner
 from shared.crypto import Sealer
@@ -69,7 +69,13 @@ class MongoRegistrationStore:
         return {doc["_id"]: Partner.from_document(doc) async for doc in self.partners.find({})}
 
     async def upsert_partner(self, partner: Partner) -> None:
-        await self.partners.replace_one({"_id": partner.partner_id}, partner.to_document(), upsert=True)
+        document = partner.to_document()
+        try:
+            await self.partners.replace_one({"_id": partner.partner_id}, document, upsert=True)
+        except DuplicateKeyError:
+            # Two instances seeding at once both miss, both insert, and one loses (MongoDB retries this
+            # itself, FerretDB does not). The partner now exists, so a plain replace lands.
+            await self.partners.replace_one({"_id": partner.partner_id}, document)
 
     async def delete_partner(self, partner_id: str) -> bool:
         result = await self.partners.delete_one({"_id": partner_id})

@@ -40,7 +40,7 @@ from shared.provision import PartnerRules
 from shared.reasons import ReasonCode
 from shared.regions import load_regions
 from tests.e2e.reliability import WIB, authority, lag, read_topic, scan
-from tests.support import ServiceProcess
+from tests.support import ServiceProcess, registration_env
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
@@ -111,13 +111,7 @@ def start_registration(
     seed = tmp_path / "partners.json"
     seed.write_text(json.dumps(partners))
     env = {
-        **service_env,
-        "REGISTRATION_REQUESTS_TOPIC": f"requests.{unique}",
-        "REGISTRATION_OUTCOMES_TOPIC": f"outcomes.{unique}",
-        "REGISTRATION_DEAD_LETTERS_TOPIC": f"deadletters.{unique}",
-        "REGISTRATION_GROUP_ID": f"registration-{unique}",
-        "REGISTRATION_MONGODB_DATABASE": f"registration_{unique}",
-        "REGISTRATION_PARTNERS_SEED_FILE": str(seed),
+        **registration_env(service_env, unique, seed),
         "REGISTRATION_MAX_MESSAGE_BYTES": str(MAX_MESSAGE_BYTES),
         "REGISTRATION_BATCH_MAX_RECORDS": "100",
     }

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tests.e2e.reliability import REDUCED, run
-from tests.support import ServiceProcess
+from tests.support import ServiceProcess, registration_env
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -48,15 +48,7 @@ async def test_registration_instances_started_together_all_come_up(
             ]
         )
     )
-    env = {
-        **service_env,
-        "REGISTRATION_REQUESTS_TOPIC": f"requests.{unique}",
-        "REGISTRATION_OUTCOMES_TOPIC": f"outcomes.{unique}",
-        "REGISTRATION_DEAD_LETTERS_TOPIC": f"deadletters.{unique}",
-        "REGISTRATION_GROUP_ID": f"registration-{unique}",
-        "REGISTRATION_MONGODB_DATABASE": f"registration_{unique}",
-        "REGISTRATION_PARTNERS_SEED_FILE": str(seed),
-    }
+    env = registration_env(service_env, unique, seed)
     instances = [ServiceProcess("registration", env, tmp_path / f"registration-{n}.log") for n in range(3)]
     try:
         for instance in instances:

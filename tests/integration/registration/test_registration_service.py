@@ -18,7 +18,7 @@ from services.registration.domain.nik import format_nik
 from shared import events as ev
 from shared.messaging import encode
 from shared.privacy import NIK_PATTERN, mask_nik
-from tests.support import ServiceProcess, consume_until, publish, publish_events
+from tests.support import ServiceProcess, consume_until, publish, publish_events, registration_env
 
 pytestmark = pytest.mark.integration
 
@@ -59,13 +59,7 @@ def start_registration(tmp_path: Path, service_env: dict[str, str], kafka_bootst
         service=ServiceProcess(
             "registration",
             {
-                **service_env,
-                "REGISTRATION_REQUESTS_TOPIC": f"requests.{unique}",
-                "REGISTRATION_OUTCOMES_TOPIC": f"outcomes.{unique}",
-                "REGISTRATION_DEAD_LETTERS_TOPIC": f"deadletters.{unique}",
-                "REGISTRATION_GROUP_ID": f"registration-{unique}",
-                "REGISTRATION_MONGODB_DATABASE": f"registration_{unique}",
-                "REGISTRATION_PARTNERS_SEED_FILE": str(seed),
+                **registration_env(service_env, unique, seed),
                 "REGISTRATION_BATCH_MAX_RECORDS": "200",
                 "REGISTRATION_MAX_MESSAGE_BYTES": "65536",
             },
