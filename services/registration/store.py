@@ -8,11 +8,12 @@ crash anywhere in between, Kafka redelivers the batch, the log answers every req
 replayed and the very same outcome events (same ids) are published again. No multi-document transaction is
 needed, which FerretDB and a standalone MongoDB do not have. A partition normally has one consumer at a
 time, so a participation's changes are applied in order; during a rebalance two may briefly overlap, and
-then the log's first writer wins (see `_set_if_newer` for what is left of the overlap).
+then the log's first writer wins and a participation's version only moves forward (`_set_if_newer`).
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -181,16 +182,19 @@ class MongoRegistrationStore:
         """Set a participation's state unless the stored one is as new or newer (a replay of an old request
         must never move a participation back).
 
-        Read, then write by `_id` alone: a filter on `_id` and `version` in one conditional update would be
-        atomic, but FerretDB v1 uses its index only for a lone `_id` equality, so that update scans the
-        whole collection (a second per update at a few thousand participants, measured in the reliability
-        run). The window this leaves is two consumers applying the same worker's decisions at the same
-        moment, which only a rebalance's brief overlap allows.
+        One conditional update, not a read then a write: during a rebalance two consumers can briefly apply
+        the same partition's decisions, and a read-then-write lets the slower one put an older version back.
+        (On FerretDB this needs the local stack's `_id` pushdown patch, deploy/local/stack: unpatched, a
+        filter beyond a lone `_id` scans the whole collection.)
         """
-        stored = await self.participants.find_one({"_id": document["_id"]}, {"version": 1})
-        if stored is None or stored.get("version", 0) < document["version"]:
-            # $set keeps the sealed NIK of the first enrollment when this state does not carry one.
-            await self.participants.update_one({"_id": document["_id"]}, {"$set": document}, upsert=True)
+        # $set keeps the sealed NIK of the first enrollment when this state does not carry one.
+        result = await self.participants.update_one(
+            {"_id": document["_id"], "version": {"$lt": document["version"]}}, {"$set": document}
+        )
+        if result.matched_count:
+            return
+        with contextlib.suppress(DuplicateKeyError):  # there already, as new or newer
+            await self.participants.insert_one(document)
 
     async def open_nik(self, participant_id: str) -> str | None:
         """The NIK in clear, for an operator's authorised export only; never logged."""

@@ -341,7 +341,6 @@ def fold(state: PartitionState, records: Iterable[tuple[int, Outcome | None]]) -
     """
     recent = state.recent.copy()
     working: dict[str, Counters] = {}
-    deltas: dict[str, Counters] = {}
     last: int | None = None
     applied = duplicates = 0
     for offset, event in records:
@@ -355,29 +354,28 @@ def fold(state: PartitionState, records: Iterable[tuple[int, Outcome | None]]) -
             continue
         recent.add(digest)
         applied += 1
-        _apply(state, offset, effects(event), working, deltas)
+        _apply(state, offset, effects(event), working)
     if last is None:
         return None
+    # The net change per leaf is taken once per batch, as new counters minus stored ones, rather than summed
+    # event by event alongside them (a second dictionary update per event was a tenth of the fold).
+    deltas: dict[str, Counters] = {}
     for leaf, counters in working.items():
         for key in expired_periods(counters):
-            add_into(deltas[leaf], {key: counters.pop(key)}, -1)
+            del counters[key]
+        if delta := _difference(counters, state.counters(leaf)):
+            deltas[leaf] = delta
     return Folded(
         next_offset=last + 1,
         recent=recent,
         leaves=working,
-        deltas={leaf: delta for leaf, delta in deltas.items() if delta},
+        deltas=deltas,
         applied=applied,
         duplicates=duplicates,
     )
 
 
-def _apply(
-    state: PartitionState,
-    offset: int,
-    changes: Mapping[str, Counters],
-    working: dict[str, Counters],
-    deltas: dict[str, Counters],
-) -> None:
+def _apply(state: PartitionState, offset: int, changes: Mapping[str, Counters], working: dict[str, Counters]) -> None:
     for leaf, delta in changes.items():
         chunk = state.chunks.get(chunk_of(leaf))
         if chunk is not None and offset < chunk.applied_offset:
@@ -386,7 +384,12 @@ def _apply(
         if counters is None:
             counters = working[leaf] = dict(chunk.leaves.get(leaf, {}) if chunk else {})
         add_into(counters, delta)
-        add_into(deltas.setdefault(leaf, {}), delta)
+
+
+def _difference(after: Mapping[str, int], before: Mapping[str, int]) -> Counters:
+    difference = {key: n - before.get(key, 0) for key, n in after.items() if n != before.get(key, 0)}
+    difference.update((key, -n) for key, n in before.items() if key not in after)
+    return difference
 
 
 # --- Writing: several batches are folded in memory, then written together ---------------------------------

@@ -83,7 +83,7 @@ class SnapshotPublisher:
         self.suppress_below = suppress_below
         self.clock = clock
         self.published_count = 0
-        self._published: dict[str, str] = {}  # region -> its last published figures (without as_of, offsets)
+        self._published: dict[str, tuple[Any, ...]] = {}  # region -> the fingerprint of what it last published
         self._ranks: dict[str, tuple[int, int]] = {}
         self._day: date | None = None
         self._policy: CoveragePolicy | None = None
@@ -108,12 +108,11 @@ class SnapshotPublisher:
             candidates |= with_data  # "today" moved on, or denominators changed: every figure may have
         ranks = {code: (r.rank_national, r.rank_in_province) for code, r in figures.ranks.items() if code in with_data}
         candidates |= {code for code, rank in ranks.items() if self._ranks.get(code) != rank}
-        changed: list[tuple[RegionAggregate, str]] = []
+        changed: list[tuple[RegionAggregate, tuple[Any, ...]]] = []
         for code in sorted(candidates):
-            snapshot = figures.region(code)
-            fingerprint = snapshot.model_dump_json(exclude={"as_of", "source_offsets"})
+            fingerprint = figures.fingerprint(code)
             if self._published.get(code) != fingerprint:
-                changed.append((snapshot, fingerprint))
+                changed.append((figures.region(code), fingerprint))
         try:
             await self.send([snapshot for snapshot, _ in changed])
         except BaseException:

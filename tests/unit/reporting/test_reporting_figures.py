@@ -22,6 +22,7 @@ from services.reporting.figures import (
     to_csv,
 )
 from services.reporting.store import decode_counter, decode_leaf, encode_counter, encode_leaf
+from shared.events import RegionAggregate
 from shared.regions import load_regions
 
 REGIONS = load_regions()
@@ -158,3 +159,47 @@ def test_region_codes_are_stored_without_dots() -> None:
     assert encode_leaf("32.71.01") == "32_71_01"
     assert decode_leaf("32_71_01") == "32.71.01"
     assert decode_leaf(encode_leaf("ID")) == "ID"
+
+
+@given(
+    active=st.integers(min_value=0, max_value=50),
+    contributors=st.integers(min_value=0, max_value=50),
+    k=st.sampled_from([0, 5]),
+    reason=st.text(min_size=1, max_size=12),
+)
+def test_aggregates_built_without_validation_are_valid_contract_events(
+    active: int, contributors: int, k: int, reason: str
+) -> None:
+    """Figures builds aggregates with `model_construct` (speed); they must be what validation would give."""
+    model = ReadModel()
+    model.add(
+        {
+            "32.71.01": {
+                ACTIVE: active,
+                "segment/BPU": active,
+                "funding/APBD": active,
+                contribution_key("APBD", "FUNDER"): 16_800 * contributors,
+                contribution_key("APBD", "FUNDER", contributors=True): contributors,
+            },
+            "32": {"rejections": 1, f"rejection_reason/{reason}": 1},
+        }
+    )
+    figures = Figures(model, policy(), NOW, suppress_below=k)
+    for code in ("32.71.01", "32.71", "32", "ID"):
+        built = figures.region(code)
+        validated = RegionAggregate.model_validate_json(built.model_dump_json())
+        assert validated == built
+        assert validated.model_dump_json() == built.model_dump_json()
+
+
+def test_equal_fingerprints_mean_equal_figures() -> None:
+    model = model_with({"32.71.01": 3})
+    before = Figures(model, policy(), NOW)
+    fingerprint, figures = before.fingerprint("32.71"), before.region("32.71").model_dump(exclude={"as_of"})
+    model.add({"32.71.02": {ACTIVE: 1}})
+    model.add({"32.71.02": {ACTIVE: 1}}, -1)
+    after = Figures(model, policy(), NOW)
+    assert after.fingerprint("32.71") == fingerprint
+    assert after.region("32.71").model_dump(exclude={"as_of"}) == figures
+    model.add({"32.71.02": {ACTIVE: 1}})
+    assert Figures(model, policy(), NOW).fingerprint("32.71") != fingerprint
