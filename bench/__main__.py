@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import json
 import logging
 import shutil
 import signal
@@ -26,7 +27,7 @@ from bench import stack
 from bench.harness import SCALES, Harness, Scale
 from bench.kafka import Kafka
 from bench.profiling import profile_service
-from bench.report import Row, Section, headline, render
+from bench.report import Row, Section, fill, headline, render
 from bench.scenarios import backfill, latency, notification, registration, reporting
 from bench.store import Store
 
@@ -69,6 +70,12 @@ def arguments() -> argparse.Namespace:
         default=[],
         metavar="FIELD=N",
         help="override one size of the scale, e.g. --set registration=20000 (see bench/harness.py)",
+    )
+    parser.add_argument(
+        "--render",
+        action="store_true",
+        help="measure nothing: write --out again from the numbers of its last run (--out with .json) and the "
+        "current bench/template.md",
     )
     parser.add_argument("--keep", action="store_true", help="keep this run's topics, databases and logs")
     parser.add_argument(
@@ -161,6 +168,11 @@ def stop_on_signals() -> None:
 
 async def benchmark(args: argparse.Namespace) -> None:
     stop_on_signals()
+    if args.render:
+        parts = json.loads(args.out.with_suffix(".json").read_text(encoding="utf-8"))
+        args.out.write_text(fill(parts), encoding="utf-8")
+        print(f"{args.out} rendered again from {args.out.with_suffix('.json')}", flush=True)
+        return
     if args.clean:
         await clean_leftovers()
         return
@@ -205,7 +217,7 @@ async def benchmark(args: argparse.Namespace) -> None:
         stack.release(infrastructure)
         if not args.keep:
             shutil.rmtree(h.workdir, ignore_errors=True)
-    document = render(
+    parts = render(
         sections=sections,
         scale=scale.name,
         runs=args.runs,
@@ -216,7 +228,8 @@ async def benchmark(args: argparse.Namespace) -> None:
         profile=profile,
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(document, encoding="utf-8")
+    args.out.write_text(fill(parts), encoding="utf-8")
+    args.out.with_suffix(".json").write_text(json.dumps(parts, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"\n{headline(sections)}\n\nwritten to {args.out}", flush=True)
 
 

@@ -49,19 +49,19 @@ SCALES = {
     "full": Scale(
         name="full",
         intake=200_000,
-        registration=60_000,
+        registration=100_000,
         naive=5_000,
         bulk_sample=20_000,
-        reporting=100_000,
+        reporting=1_000_000,
         notification=600,
         slow_seconds=2.0,
         latency_rates=(200, 1000),
         latency_seconds=60,
         latency_drain=20,
-        backfill=30_000,
+        backfill=100_000,
         profile=30_000,
         templates=5_000,
-        budget=240,
+        budget=400,
     ),
     # The issue's sizes throughout: several hours here.
     "issue": Scale(

@@ -77,7 +77,8 @@ def render(  # noqa: PLR0913 - the document's parts, each named
     started: str,
     duration: float,
     profile: str,
-) -> str:
+) -> dict[str, str]:
+    """Every placeholder's text: the numbers of this run."""
     details = []
     for section in sections:
         details.append(f"### {section.scenario}\n")
@@ -85,7 +86,7 @@ def render(  # noqa: PLR0913 - the document's parts, each named
         details.extend(f"- {note}" for note in section.notes)
         details.append("")
     env_lines = "\n".join(f"| {key} | {value} |" for key, value in environment.items())
-    values = {
+    return {
         "command": command,
         "scale": scale,
         "runs": str(runs),
@@ -96,6 +97,11 @@ def render(  # noqa: PLR0913 - the document's parts, each named
         "details": "\n".join(details).rstrip() + "\n",
         "profile": profile.rstrip() + "\n",
     }
+
+
+def fill(values: dict[str, str]) -> str:
+    """The document from the rendered parts of a run (also kept in docs/benchmarks.json, so the prose of
+    bench/template.md can change without measuring again: `python -m bench --render`)."""
     document = TEMPLATE.read_text(encoding="utf-8")
     for name, value in values.items():
         document = document.replace("{{" + name + "}}", value)

@@ -79,8 +79,12 @@ class Intake:
                 events.append((record, outcome))
 
         decisions = await self._decide_and_record([e for _, e in events], answered, ctx)
-        await self.store.apply([d for d, _ in decisions])
-        await self._publish([d for d, _ in decisions], dead)
+        # Once the request log holds the decisions, the participant writes and the publishing replay it and
+        # need not wait for each other: after a failure of either the batch is retried, the log answers it
+        # again and the same events (same ids) go out again. The offsets are committed after both.
+        async with asyncio.TaskGroup() as replay:
+            replay.create_task(self.store.apply([d for d, _ in decisions]))
+            replay.create_task(self._publish([d for d, _ in decisions], dead))
         new_count = sum(new for _, new in decisions)
         log.info(
             "batch handled",

@@ -25,7 +25,14 @@ class RegistrationSettings(ServiceSettings):
         description="also publish each outcome to lindungi.partner.<id>.outcomes.v1 (production ACL profile)",
     )
     partners_seed_file: Path | None = Field(default=None, description="JSON list of partners upserted at start")
-    batch_max_records: int = Field(default=500, ge=1, le=10_000)
+    batch_max_records: int = Field(
+        default=2000,
+        ge=1,
+        le=10_000,
+        description="records per consumed batch: the store's cost is per round trip as much as per document, "
+        "so larger batches go faster (500 -> 2000: 530 -> 632 requests/s in bench/); a backlog fills them, "
+        "a trickle does not wait for them",
+    )
     batch_timeout_ms: int = Field(default=100, ge=1)
     create_topics: bool = True
     admin_token: SecretStr | None = Field(

@@ -13,6 +13,7 @@ then the log's first writer wins and a participation's version only moves forwar
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -45,23 +46,17 @@ class MongoRegistrationStore:
         self.participants = self._db["participants"]
         self.history = self._db["history"]
         self.requests = self._db["requests"]
-        self._lookup_one_by_one = True
 
     async def create_indexes(self) -> None:
         await self.participants.create_index([("nik_hash", ASCENDING)])
         await self.history.create_index([("participant_id", ASCENDING), ("version", ASCENDING)])
-        # FerretDB v1 (SQLite) pushes only a single `_id` equality down to its index; an `$in` is a full
-        # scan there, while on MongoDB it is one index-backed query. Pick the lookup that is cheap here.
-        build = await self._db.client.admin.command("buildInfo")
-        self._lookup_one_by_one = "ferretdbVersion" in build
 
     async def _by_ids(self, collection: Any, ids: Iterable[str]) -> list[Document]:
+        """One query per batch, answered from the `_id` index (on FerretDB v1 only with the local stack's
+        pushdown patch: unpatched, an `$in` reads the whole collection)."""
         unique = list(dict.fromkeys(ids))
         if not unique:
             return []
-        if self._lookup_one_by_one:
-            found = [await collection.find_one({"_id": i}) for i in unique]
-            return [doc for doc in found if doc is not None]
         return [doc async for doc in collection.find({"_id": {"$in": unique}})]
 
     # --- partners ----------------------------------------------------------------------------------------
@@ -124,9 +119,15 @@ class MongoRegistrationStore:
     async def apply(self, decisions: Sequence[Decision]) -> None:
         """Replay decisions onto participants and history; safe to repeat.
 
-        FerretDB updates cost a round of SQLite work each while inserts are batched, so a participation first
-        seen in this batch is inserted, and only a change to an existing one is an update (by _id alone).
+        The two collections are written at the same time (neither reads the other). FerretDB updates cost a
+        round of SQLite work each while inserts are batched, so a participation first seen in this batch is
+        inserted, and only a change to an existing one is a (conditional) update.
         """
+        async with asyncio.TaskGroup() as writes:
+            writes.create_task(self._write_participants(decisions))
+            writes.create_task(self._write_history(decisions))
+
+    async def _write_participants(self, decisions: Sequence[Decision]) -> None:
         inserts: list[Document] = []
         for document, is_new in self._participant_states(decisions):
             if is_new:
@@ -141,6 +142,8 @@ class MongoRegistrationStore:
                 # Already there from an earlier attempt at this batch: bring it to this batch's state.
                 for failed in error.details.get("writeErrors", []):
                     await self._set_if_newer(inserts[failed["index"]])
+
+    async def _write_history(self, decisions: Sequence[Decision]) -> None:
         history = [d.history for d in decisions if d.participant is not None and d.history is not None]
         if history:
             try:
