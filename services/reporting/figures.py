@@ -254,23 +254,25 @@ class Figures:
         object.__setattr__(self, "ranks", rank_regencies(self.model, self.policy))
 
     def region(self, code: str) -> RegionAggregate:
-        counters = self.model.counters(code)
-        rank = self.ranks.get(code)
-        coverage = rank.coverage if rank else self.policy.coverage(code, counters.get(ACTIVE, 0))
+        counters, coverage, rank = self._inputs(code)
         return self._aggregate(code, counters, coverage, rank)
 
     def fingerprint(self, code: str) -> tuple[Any, ...]:
         """What a region's published figures depend on besides `as_of` and the offsets: equal fingerprints
         mean equal figures, so an unchanged region is recognised without building its aggregate."""
-        counters = self.model.counters(code)
-        rank = self.ranks.get(code)
-        coverage = rank.coverage if rank else self.policy.coverage(code, counters.get(ACTIVE, 0))
+        counters, coverage, rank = self._inputs(code)
         return (
             business_date(self.as_of),
             coverage,
             (rank.rank_in_province, rank.rank_national) if rank else None,
             tuple(sorted(counters.items())),
         )
+
+    def _inputs(self, code: str) -> tuple[Counters, Coverage | None, Ranked | None]:
+        counters = self.model.counters(code)
+        rank = self.ranks.get(code)
+        coverage = rank.coverage if rank else self.policy.coverage(code, counters.get(ACTIVE, 0))
+        return counters, coverage, rank
 
     def unassigned(self, code: str) -> RegionAggregate:
         """The part of a region's figures counted at its own level (children + this = the region)."""
