@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import GroupCoordinatorNotAvailableError, TopicAlreadyExistsError
 from confluent_kafka import Producer  # type: ignore[import-untyped]
 
 if TYPE_CHECKING:
@@ -94,7 +94,11 @@ class Kafka:
 
     async def committed(self, group: str, topic: str | None = None) -> dict[tuple[str, int], int]:
         """The offsets a consumer group has committed, per (topic, partition)."""
-        offsets = await self._admin.list_consumer_group_offsets(group)
+        try:
+            offsets = await self._admin.list_consumer_group_offsets(group)
+        except GroupCoordinatorNotAvailableError:
+            # A broker just started creates its offsets topic on the first group's use: nothing committed yet.
+            return {}
         return {
             (tp.topic, tp.partition): meta.offset
             for tp, meta in offsets.items()
