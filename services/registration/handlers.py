@@ -20,6 +20,7 @@ from services.registration.domain.decisions import (
     Context,
     Decision,
     ParticipantRecord,
+    Partner,
     RequestEvent,
     decide,
     nik_of,
@@ -28,13 +29,13 @@ from services.registration.domain.decisions import (
     request_key,
     schema_rejection,
 )
-from shared.events import CloudEvent, DeadLetterRecorded, RequestAction, partner_request_adapter
-from shared.messaging import dead_letter, encode
+from shared.events import DeadLetterRecorded, RequestAction, partner_request_adapter
+from shared.messaging import ce_headers, dead_letter, encode
 from shared.privacy import scrub
 from shared.reasons import ReasonCode
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
     from aiokafka import ConsumerRecord
     from faststream.kafka import KafkaBroker
@@ -44,6 +45,10 @@ if TYPE_CHECKING:
     from shared.crypto import Sealer
 
 log = structlog.get_logger("registration")
+
+# Requests decided per request-log write within a round: small enough that deciding the next chunk overlaps
+# the store's work on this one, large enough that the store's cost per round trip stays small.
+LOG_CHUNK = 500
 
 KNOWN_TYPES = {
     "id.lindungi.enrollment.requested": RequestAction.ENROLL,
@@ -119,8 +124,6 @@ class Intake:
         rebalance), those decisions stand: they are replayed onto the participants, and those workers'
         state is read again before the next round.
         """
-        partners = await self.store.load_partners()
-        self._known_partners = set(partners)
         final: dict[str, tuple[Decision, bool]] = {}
         first_round: list[Decision] = []
         for decision in answered:
@@ -141,14 +144,13 @@ class Intake:
                 rounds.append([])
             rounds[level].append((key, pid, event))
             order.append(key)
-        current: dict[str, ParticipantRecord] = await self.store.participations(depth)
+        # Neither read needs the other: one round trip for both.
+        partners, current = await asyncio.gather(self.store.load_partners(), self.store.participations(depth))
+        self._known_partners = set(partners)
         for index, round_ in enumerate(rounds or [[]]):
             fresh = list(first_round) if index == 0 else []
-            pid_of: dict[str, str] = {}
-            for key, pid, event in round_:
-                fresh.append(decide(event, partners.get(partner_id_of(event.source)), current.get(pid), ctx))
-                pid_of[key] = pid
-            seen = await self.store.record(fresh)
+            pid_of = {key: pid for key, pid, _ in round_}
+            seen = await self._decide_and_log(fresh, round_, partners, current, ctx)
             recorded = await self.store.recorded(seen) if seen else {}
             if len(recorded) != len(seen):
                 raise RuntimeError("a request-log entry reported present cannot be read; the batch is retried")
@@ -170,6 +172,33 @@ class Intake:
                     if pid not in current or stored.version > current[pid].version:
                         current[pid] = stored
         return [final[key] for key in order]
+
+    async def _decide_and_log(
+        self,
+        fresh: list[Decision],
+        round_: list[tuple[str, str, RequestEvent]],
+        partners: Mapping[str, Partner],
+        current: Mapping[str, ParticipantRecord],
+        ctx: Context,
+    ) -> set[str]:
+        """Decide one round into `fresh` and write its request-log entries; returns the keys recorded before.
+
+        Chunk by chunk, each chunk decided while the one before it is being written: the domain's CPU and the
+        store's work overlap instead of taking turns (a round holds each worker once, so no decision in it
+        waits for another's write). Splitting one `insert_many` into several changes nothing else: the log's
+        writes are unordered and first-writer-wins either way.
+        """
+        async with asyncio.TaskGroup() as writes:
+            logged: list[asyncio.Task[set[str]]] = []
+            for start in range(0, max(len(round_), 1), LOG_CHUNK):
+                chunk = fresh if start == 0 else []  # answered without the domain: with the first chunk
+                for _, pid, event in round_[start : start + LOG_CHUNK]:
+                    chunk.append(decide(event, partners.get(partner_id_of(event.source)), current.get(pid), ctx))
+                if chunk is not fresh:
+                    fresh.extend(chunk)
+                logged.append(writes.create_task(self.store.record(list(chunk))))
+                await asyncio.sleep(0)  # the write goes out before the next chunk is decided
+        return set().union(*(task.result() for task in logged))
 
     def _read(self, record: ConsumerRecord[bytes, bytes], ctx: Context) -> RequestEvent | Decision | DeadLetterRecorded:
         """Decode a record; what cannot be decoded is answered (if the partner can be told) or dead-lettered."""
@@ -226,20 +255,16 @@ class Intake:
         """Keyed publishes, not awaited one by one: per-key routing is kept and the producer batches them."""
         pending: list[asyncio.Future[Any]] = []
 
-        async def send(event: CloudEvent[Any], topic: str, key: str) -> None:
-            value, headers = encode(event)
+        async def send(value: bytes, headers: dict[str, str], topic: str, key: str) -> None:
             pending.append(await self.broker.publish(value, topic, key=key.encode(), headers=headers, no_confirm=True))
 
         for decision in decisions:
-            await send(decision.outcome, self.settings.outcomes_topic, decision.outcome_key)
+            value, headers = decision.outcome_json.encode(), ce_headers(decision.outcome)
+            await send(value, headers, self.settings.outcomes_topic, decision.outcome_key)
             # Only registered partners have an outcome topic (created with their ACLs); an unknown source
             # is answered on the shared topic alone rather than stalling on a topic that does not exist.
             if self.settings.partner_outcome_topics and decision.partner_id in self._known_partners:
-                await send(
-                    decision.outcome,
-                    f"lindungi.partner.{decision.partner_id}.outcomes.v1",
-                    decision.outcome_key,
-                )
+                await send(value, headers, f"lindungi.partner.{decision.partner_id}.outcomes.v1", decision.outcome_key)
         for letter in dead:
-            await send(letter, self.settings.dead_letters_topic, letter.subject or "")
+            await send(*encode(letter), self.settings.dead_letters_topic, letter.subject or "")
         await asyncio.gather(*pending)

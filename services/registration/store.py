@@ -100,15 +100,13 @@ class MongoRegistrationStore:
         now = datetime.now(UTC)
         documents = []
         for decision in decisions:
-            document = {**decision.to_document(), "recorded_at": now}
             after = decision.participant
+            state = None
             if after is not None and after.nik is not None:
                 # A replay from the log must still be able to keep the NIK (sealed) with the participant.
                 sealed = self._sealer.seal(after.nik.encode(), after.participant_id.encode())
-                document["participant"] = after.model_copy(update={"nik_sealed": sealed}).model_dump_json(
-                    exclude={"nik"}
-                )
-            documents.append(document)
+                state = after.model_copy(update={"nik_sealed": sealed}).model_dump_json(exclude={"nik"})
+            documents.append({**decision.to_document(state), "recorded_at": now})
         try:
             await self.requests.insert_many(documents, ordered=False)
         except BulkWriteError as error:

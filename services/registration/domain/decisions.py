@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from functools import cached_property
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -138,14 +139,23 @@ class Decision:
     history: dict[str, Any] | None = None
     warnings: tuple[str, ...] = field(default=())
 
-    def to_document(self) -> dict[str, Any]:
+    @cached_property
+    def outcome_json(self) -> str:
+        """The outcome event as published and as logged: serialised once for both."""
+        return self.outcome.model_dump_json()
+
+    def to_document(self, participant_state: str | None = None) -> dict[str, Any]:
+        """The request-log entry; `participant_state` is the participant as the store keeps it (its NIK
+        sealed), when the store has serialised it already."""
         participant = self.participant
+        if participant_state is None and participant is not None:
+            participant_state = participant.model_dump_json(exclude={"nik"})
         return {
             "_id": self.key,
-            "outcome": self.outcome.model_dump_json(),
+            "outcome": self.outcome_json,
             "outcome_key": self.outcome_key,
             "partner_id": self.partner_id,
-            "participant": None if participant is None else participant.model_dump_json(exclude={"nik"}),
+            "participant": participant_state,
             "history": None if self.history is None else json.dumps(self.history),
             "warnings": list(self.warnings),
         }
