@@ -219,6 +219,36 @@ def test_batches_folded_while_the_state_is_being_written_are_written_next_time(
     assert compare(asyncio.run(scenario()), reference(sim.events, business_date(sim.now))) == []
 
 
+@FAST
+@given(seed=st.integers(0, 10_000), steps=st.integers(20, 200), yields=st.integers(0, 12))
+def test_a_write_cancelled_at_shutdown_is_written_by_the_final_revoke(seed: int, steps: int, yields: int) -> None:
+    """SIGTERM cancels the periodic write somewhere inside it (after some chunks, or none, landed); the
+    revocation that follows still writes everything, as the partitions' owner, and nothing is counted twice."""
+    sim = Simulation(seed).run(steps)
+    rng = random.Random(seed)
+
+    async def scenario() -> tuple[dict[int, int | None], dict[str, dict[str, Any]]]:
+        store = MemoryStore()
+        projection = await started(store, 2)
+        for partition, log in partitioned(sim.events, 2).items():
+            for batch in batches(log, rng):
+                await projection.apply({partition: batch})
+        writing = asyncio.create_task(projection.commit())
+        for _ in range(yields):
+            await asyncio.sleep(0)
+        writing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await writing
+        await projection.revoke([0, 1])
+        assert projection.owned == set()
+        restarted = await started(store, 2)
+        return {p: restarted.next_offset(p) for p in (0, 1)}, figures_by_region(restarted, sim.now)
+
+    resume, stored = asyncio.run(scenario())
+    assert resume == {p: len(log) for p, log in partitioned(sim.events, 2).items()}  # every record stored
+    assert compare(stored, reference(sim.events, business_date(sim.now))) == []
+
+
 def test_a_consumer_that_lost_its_partition_cannot_overwrite_the_new_owner() -> None:
     """A rebalance the old owner did not notice: both fold the same partition; every event still counts once."""
     sim = Simulation(3).run(120)
