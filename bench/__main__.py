@@ -41,6 +41,7 @@ SCENARIOS: dict[str, Callable[[Harness], Awaitable[Section]]] = {
     "latency": latency.run,
     "backfill": backfill.run,
 }
+PROFILED = ("registration", "reporting", "notification")  # the services bench/profiling.py can profile
 LEDGER = stack.ROOT / ".local" / "bench" / "databases.txt"  # what `--clean` drops after an interrupted run
 WIB = ZoneInfo("Asia/Jakarta")  # the services' "today"; the synthetic requests' dates follow it
 
@@ -62,7 +63,7 @@ def arguments() -> argparse.Namespace:
         "--profile",
         default=None,
         help="services to profile with pyinstrument, comma-separated (default: registration,reporting,"
-        "notification; none at smoke scale)",
+        "notification; none at smoke scale; '' for none)",
     )
     parser.add_argument(
         "--set",
@@ -183,6 +184,10 @@ async def benchmark(args: argparse.Namespace) -> None:
     scale = chosen_scale(args)
     default = "registration,reporting,notification" if scale.thresholds else ""
     profiled = [name for name in (args.profile if args.profile is not None else default).split(",") if name]
+    # Checked before anything is measured: a name found wrong after an hour of runs would lose the document.
+    unprofilable = [name for name in profiled if name not in PROFILED]
+    if unprofilable:
+        raise SystemExit(f"--profile: no profile for {', '.join(unprofilable)} (known: {', '.join(PROFILED)})")
     started_at, started = datetime.now(UTC), time.monotonic()
     infrastructure = stack.acquire()
     kafka, store = Kafka(infrastructure.kafka), Store(infrastructure.mongodb, LEDGER)
