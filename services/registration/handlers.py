@@ -1,9 +1,10 @@
 """Intake: a batch of partner requests in, one outcome per request out, offsets committed last.
 
-For throughput the batch is handled as a whole: one read of the request log, one of the participants, one of
-the partners; decisions taken in order in memory (so an enrollment and an update of one worker in the same
-batch see each other); then one bulk write per collection and one keyed publish per outcome, awaited
-together. The steps are ordered for crash safety (see store.py): log, apply, publish, mark, commit.
+For throughput the batch is handled as a whole: one read of the participants and the partners together;
+decisions taken in order in memory (so an enrollment and an update of one worker in the same batch see each
+other), the request log written chunk by chunk as they are taken (the log is read only where a write found
+an entry there already); then one bulk write per collection and one keyed publish per outcome, awaited
+together. The steps are ordered for crash safety (see store.py): log, then apply and publish, then commit.
 """
 
 from __future__ import annotations
