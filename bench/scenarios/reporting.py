@@ -210,33 +210,40 @@ async def quix_run(  # noqa: PLR0913 - which peer, and what its repartition topi
     return rate, peak
 
 
+@dataclass
+class Contender:
+    """One process's figures over the runs: rate, wall time, peak RSS and memory curve."""
+
+    rate: Figure = field(default_factory=lambda: Figure("events/s"))
+    wall: Figure = field(default_factory=lambda: Figure("s"))
+    peak: Figure = field(default_factory=lambda: Figure("MiB"))
+    curve: Curve = field(default_factory=Curve)
+
+    def add(self, rate: Rate, peak: int) -> None:
+        self.rate.add(rate.rate)
+        self.wall.add(rate.wall)
+        self.peak.add(mib(peak))
+
+
 async def run(h: Harness) -> Section:
     n = h.scale.reporting
     outcomes, templates = await prefill_outcome_templates(h, n, "reporting_outcomes")
-    ours, peer, light = Figure("events/s"), Figure("events/s"), Figure("events/s")
-    ours_wall, peer_wall, light_wall = Figure("s"), Figure("s"), Figure("s")
-    ours_peak, peer_peak, light_peak = Figure("MiB"), Figure("MiB"), Figure("MiB")
-    ours_curve, peer_curve, light_curve = Curve(), Curve(), Curve()
+    regrouped_same = leaf_messages(n, templates)
+    us, same, headline = Contender(), Contender(), Contender()
     section = Section("reporting")
     for index in range(1, h.runs + 1):
         run_name = f"rep{index}"
-        rate, peak = await reporting_run(h, outcomes, n, run_name, ours_curve)
+        rate, peak = await reporting_run(h, outcomes, n, run_name, us.curve)
         h.cut_short(section, f"Run {index} of the reporting service", rate, n)
-        ours.add(rate.rate)
-        ours_wall.add(rate.wall)
-        ours_peak.add(mib(peak))
-        rate, peak = await quix_run(
-            h, outcomes, n, run_name, peer_curve, counts="same", regrouped_total=leaf_messages(n, templates)
-        )
+        us.add(rate, peak)
+        rate, peak = await quix_run(h, outcomes, n, run_name, same.curve, counts="same", regrouped_total=regrouped_same)
         h.cut_short(section, f"Run {index} of the Quix Streams peer (same counts)", rate, n)
-        peer.add(rate.rate)
-        peer_wall.add(rate.wall)
-        peer_peak.add(mib(peak))
-        rate, peak = await quix_run(h, outcomes, n, run_name, light_curve, counts="headline", regrouped_total=n)
+        same.add(rate, peak)
+        rate, peak = await quix_run(h, outcomes, n, run_name, headline.curve, counts="headline", regrouped_total=n)
         h.cut_short(section, f"Run {index} of the Quix Streams peer (headline counts)", rate, n)
-        light.add(rate.rate)
-        light_wall.add(rate.wall)
-        light_peak.add(mib(peak))
+        headline.add(rate, peak)
+    ours, peer, light = us.rate, same.rate, headline.rate
+    ours_curve, peer_curve = us.curve, same.curve
     versus = ratios(ours, peer)
     versus_light = ratios(ours, light)
     rss_growth, checkpoint_growth = ours_curve.growth("rss"), ours_curve.growth("checkpoint")
@@ -282,23 +289,21 @@ async def run(h: Harness) -> Section:
             h.judge(bool(checkpoint_growth.values) and checkpoint_growth.median <= 1.2),
         ),
     ]
+    contenders = (us, same, headline)
     rows = [
-        ["events/s", ours.format(), peer.format(), light.format()],
-        [f"wall time for {n:,} events, start-up included", ours_wall.format(), peer_wall.format(),
-         light_wall.format()],
-        ["peak RSS (VmHWM)", ours_peak.format(), peer_peak.format(), light_peak.format()],
-    ]  # fmt: skip
+        ["events/s", *(c.rate.format() for c in contenders)],
+        [f"wall time for {n:,} events, start-up included", *(c.wall.format() for c in contenders)],
+        ["peak RSS (VmHWM)", *(c.peak.format() for c in contenders)],
+    ]
     rows += [
         [(f"RSS at {mark}x (events: ours {ours_curve.at('events', mark).format()}, "
          f"Quix {peer_curve.at('events', mark).format()})"),
-         ours_curve.at("rss", mark).format(), peer_curve.at("rss", mark).format(),
-         light_curve.at("rss", mark).format()]
+         *(c.curve.at("rss", mark).format() for c in contenders)]
         for mark in MARKS
     ]  # fmt: skip
     rows += [
         [f"checkpoint at {mark}x: state documents (ours) / state directory (Quix)",
-         ours_curve.at("checkpoint", mark).format(), peer_curve.at("checkpoint", mark).format(),
-         light_curve.at("checkpoint", mark).format()]
+         *(c.curve.at("checkpoint", mark).format() for c in contenders)]
         for mark in MARKS
     ]  # fmt: skip
     section.details.append(
