@@ -3,6 +3,9 @@
 Wall time until reporting's national snapshot reflects every outcome (start-up included), each service's own
 wall time and its peak RSS (VmHWM). Baseline in the same invocation: registration alone (the registration
 scenario's rate), so the ratio says what running reporting beside it costs on a shared machine.
+
+Reporting's memory curve is taken here too: every request is a participant of its own, so the state reaches
+every kecamatan on every partition, which the reporting scenario's repeated decisions never do.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from bench.follow import Follower, NationalAggregate
 from bench.measure import Figure, Rate, mib, ratios, watch
 from bench.report import Row, Section, table
 from bench.scenarios.registration import create_registration_topics, prefill, registration_env
-from bench.scenarios.reporting import create_reporting_topics, reporting_env
+from bench.scenarios.reporting import MARKS, Curve, Sampler, create_reporting_topics, reporting_env
 
 if TYPE_CHECKING:
     from bench.harness import Harness
@@ -29,7 +32,10 @@ class Backfill:
     reporting_peak: int
 
 
-async def backfill_run(h: Harness, requests: str, n: int, run: str) -> Backfill:
+CURVE_SAMPLE_EVERY = 15.0  # seconds: the backfill is long, and each sample reads all of reporting's state
+
+
+async def backfill_run(h: Harness, requests: str, n: int, run: str, curve: Curve) -> Backfill:
     registration = registration_env(h, requests, run)
     await create_registration_topics(h, registration)
     outcomes = registration["REGISTRATION_OUTCOMES_TOPIC"]
@@ -41,6 +47,7 @@ async def backfill_run(h: Harness, requests: str, n: int, run: str) -> Backfill:
     await follower.start()
     registering = h.service("registration", run, registration)
     folding = h.service("reporting", run, reporting)
+    sampler = Sampler(folding, lambda: h.store.size(reporting["REPORTING_MONGODB_DATABASE"]), CURVE_SAMPLE_EVERY)
     started = time.monotonic()
     registering.start()
     folding.start()
@@ -60,13 +67,15 @@ async def backfill_run(h: Harness, requests: str, n: int, run: str) -> Backfill:
         return min(produced, national.reflected)
 
     try:
-        rate = await watch(progress, n, within=h.scale.budget, check=alive, started=started)
+        rate = await watch(progress, n, within=h.scale.budget, check=alive, started=started, observe=sampler)
+        await sampler(rate.done, now=True)
         reporting_peak = folding.peak_rss()
         registration_peak = registration_peak or registering.peak_rss()
     finally:
         registering.stop()
         folding.stop()
         await follower.stop()
+    curve.add(sampler)
     for database in databases:
         await h.store.drop(database)
     return Backfill(rate, registered[0] if registered else None, registration_peak, reporting_peak)
@@ -77,9 +86,10 @@ async def run(h: Harness) -> Section:
     requests = await prefill(h, n, "backfill_requests")
     end_to_end, wall = Figure("req/s"), Figure("s")
     registration_wall, registration_peak, reporting_peak = Figure("s"), Figure("MiB"), Figure("MiB")
+    curve = Curve()
     section = Section("backfill")
     for index in range(1, h.runs + 1):
-        result = await backfill_run(h, requests, n, f"back{index}")
+        result = await backfill_run(h, requests, n, f"back{index}", curve)
         h.cut_short(section, f"Backfill run {index}", result.rate, n)
         end_to_end.add(result.rate.done / result.rate.wall)
         wall.add(result.rate.wall)
@@ -99,7 +109,27 @@ async def run(h: Harness) -> Section:
             ratios(end_to_end, alone) if alone is not None and comparable else None,
             "–",
             None,
-        )
+        ),
+        Row(
+            "backfill",
+            f"reporting RSS at 4x outcomes ({curve.at('events', 4).format()}, a participant each) against 1x",
+            curve.at("rss", 4),
+            curve.at("rss", 1),
+            "RSS at 1x",
+            (rss_growth := curve.growth("rss")),
+            "flat (≤ 1.2x)",
+            h.judge(bool(rss_growth.values) and rss_growth.median <= 1.2),
+        ),
+        Row(
+            "backfill",
+            "reporting checkpoint size at 4x outcomes against 1x",
+            curve.at("checkpoint", 4),
+            curve.at("checkpoint", 1),
+            "checkpoint at 1x",
+            (checkpoint_growth := curve.growth("checkpoint")),
+            "flat (≤ 1.2x)",
+            h.judge(bool(checkpoint_growth.values) and checkpoint_growth.median <= 1.2),
+        ),
     ]
     section.details.append(
         table(
@@ -110,6 +140,13 @@ async def run(h: Harness) -> Section:
                 ["reporting: wall time until every outcome is folded and published", wall.format()],
                 ["registration: peak RSS (VmHWM)", registration_peak.format()],
                 ["reporting: peak RSS (VmHWM)", reporting_peak.format()],
+                *(
+                    [
+                        f"reporting at {mark}x (outcomes {curve.at('events', mark).format()}): RSS / checkpoint",
+                        f"{curve.at('rss', mark).format()} / {curve.at('checkpoint', mark).format()}",
+                    ]
+                    for mark in MARKS
+                ),
             ],
         )
     )
@@ -117,6 +154,12 @@ async def run(h: Harness) -> Section:
         (
             f"{n:,} seeded requests pre-filled on the intake topic; both services start together from empty "
             "databases and read their topics from the start; wall times include start-up."
+        ),
+        (
+            "Reporting's memory curve: RSS and checkpoint size sampled every "
+            f"{CURVE_SAMPLE_EVERY:.0f} s; 1x, 2x and 4x are the samples nearest a quarter, half and all of the "
+            "outcomes it folded. Unlike the reporting scenario's repeated decisions, every request here is a "
+            "participant of its own, so the state grows until it holds every kecamatan on every partition."
         ),
     ]
     return section

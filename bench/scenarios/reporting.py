@@ -41,11 +41,12 @@ class Sampler:
 
     proc: Proc
     checkpoint_size: Callable[[], Awaitable[int]]
+    every: float = SAMPLE_EVERY  # seconds; reading the checkpoint's size reads every state document
     samples: list[tuple[int, float, float]] = field(default_factory=list)  # events, RSS MiB, checkpoint MiB
     last: float = -math.inf
 
     async def __call__(self, count: int, *, now: bool = False) -> None:
-        if count and (now or time.monotonic() - self.last >= SAMPLE_EVERY):
+        if count and (now or time.monotonic() - self.last >= self.every):
             self.last = time.monotonic()
             self.samples.append((count, mib(self.proc.rss()), mib(await self.checkpoint_size())))
 

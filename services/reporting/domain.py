@@ -25,6 +25,7 @@ Pure: no I/O. The storage behind `PartitionStore` is in store.py.
 from __future__ import annotations
 
 import hashlib
+import sys
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -151,13 +152,21 @@ def active_counters(participant: Participant) -> Counters:
 
 
 def add_into(target: Counters, delta: Mapping[str, int], sign: int = 1) -> None:
-    """target += sign * delta, keeping the mapping sparse (a counter that reaches zero disappears)."""
+    """target += sign * delta, keeping the mapping sparse (a counter that reaches zero disappears).
+
+    A name new to `target` is interned: the state holds counters for every leaf of every partition (about two
+    million at a million participants), and without it each would keep its own copy of a name built per event,
+    two thirds of the state's memory (measured in the backfill benchmark).
+    """
     for key, value in delta.items():
-        total = target.get(key, 0) + sign * value
-        if total:
-            target[key] = total
-        else:
+        before = target.get(key)
+        total = (before or 0) + sign * value
+        if not total:
             target.pop(key, None)
+        elif before is None:
+            target[sys.intern(key)] = total
+        else:
+            target[key] = total
 
 
 def _moved(previous: Participant, current: Participant) -> dict[str, Counters]:

@@ -19,6 +19,7 @@ names have `%`, `.` and `$` percent-encoded (a partner id or a reason code may c
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
@@ -63,7 +64,8 @@ def encode_counters(counters: Mapping[str, int]) -> dict[str, int]:
 
 def decode_leaves(leaves: Mapping[str, Mapping[str, int]]) -> dict[str, Counters]:
     return {
-        decode_leaf(leaf): {decode_counter(name): int(value) for name, value in counters.items()}
+        # Interned like the fold's names (domain.add_into): one copy of each name across leaves and partitions.
+        decode_leaf(leaf): {sys.intern(decode_counter(name)): int(value) for name, value in counters.items()}
         for leaf, counters in leaves.items()
     }
 
