@@ -8,7 +8,7 @@ UV := $(CACHE)/uv-$(UV_VERSION)/bin/uv
 PY := .venv/bin/python
 STACK := deploy/local/stack
 
-.PHONY: help install test test-unit test-integration lint format schemas up down status run bench reliability clean
+.PHONY: help install test test-unit test-integration lint format schemas up down status run bench bench-smoke bench-backfill reliability clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -61,6 +61,12 @@ run: install ## the whole system with sample data flowing (compose with a Docker
 
 bench: install ## benchmarks against the local stack; writes docs/benchmarks.md
 	$(PY) -m bench
+
+bench-smoke: install ## the benchmark harness at a tiny scale (seconds, no targets judged); writes .local/bench/smoke.md
+	$(PY) -m bench --scale smoke --runs 1 --out .local/bench/smoke.md
+
+bench-backfill: install ## the issue's backfill at its size, 3 runs (about 1.5 hours); writes docs/benchmarks-backfill-1m.md
+	$(PY) -m bench --scenarios backfill --set backfill=1000000 --set budget=2700 --profile "" --out docs/benchmarks-backfill-1m.md
 
 reliability: install ## the full crash, fault and bad-input run; writes docs/reliability.md
 	$(PY) -m tests.e2e.reliability --full

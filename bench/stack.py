@@ -11,6 +11,7 @@ import base64
 import os
 import platform
 import re
+import shlex
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -130,4 +131,5 @@ def git_revision() -> str:
 
 
 def command_line() -> str:
-    return " ".join(["python -m bench", *sys.argv[1:]])
+    # Quoted as a shell would need it, so that the line can be pasted (`--profile ""` keeps its empty argument).
+    return shlex.join(["python", "-m", "bench", *sys.argv[1:]])
