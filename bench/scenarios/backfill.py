@@ -18,7 +18,7 @@ from bench.follow import Follower, NationalAggregate
 from bench.measure import Figure, Rate, mib, ratios, watch
 from bench.report import Row, Section, table
 from bench.scenarios.registration import create_registration_topics, prefill, registration_env
-from bench.scenarios.reporting import MARKS, Curve, Sampler, create_reporting_topics, reporting_env
+from bench.scenarios.reporting import MARKS, Curve, Sampler, create_reporting_topics, memory_rows, reporting_env
 
 if TYPE_CHECKING:
     from bench.harness import Harness
@@ -110,25 +110,12 @@ async def run(h: Harness) -> Section:
             "–",
             None,
         ),
-        Row(
+        *memory_rows(
+            h,
             "backfill",
+            curve,
             f"reporting RSS at 4x outcomes ({curve.at('events', 4).format()}, a participant each) against 1x",
-            curve.at("rss", 4),
-            curve.at("rss", 1),
-            "RSS at 1x",
-            (rss_growth := curve.growth("rss")),
-            "flat (≤ 1.2x)",
-            h.judge(bool(rss_growth.values) and rss_growth.median <= 1.2),
-        ),
-        Row(
-            "backfill",
             "reporting checkpoint size at 4x outcomes against 1x",
-            curve.at("checkpoint", 4),
-            curve.at("checkpoint", 1),
-            "checkpoint at 1x",
-            (checkpoint_growth := curve.growth("checkpoint")),
-            "flat (≤ 1.2x)",
-            h.judge(bool(checkpoint_growth.values) and checkpoint_growth.median <= 1.2),
         ),
     ]
     section.details.append(

@@ -78,6 +78,21 @@ class Curve:
         return Figure("x", [b / a if a else math.inf for a, b in zip(low.values, high.values, strict=True)])
 
 
+def memory_rows(h: Harness, scenario: str, curve: Curve, rss_measure: str, checkpoint_measure: str) -> list[Row]:
+    """The two "flat memory" rows of a curve: RSS and checkpoint size at 4x against 1x."""
+    rows = []
+    for what, measure, baseline in (
+        ("rss", rss_measure, "RSS at 1x"),
+        ("checkpoint", checkpoint_measure, "checkpoint at 1x"),
+    ):
+        growth = curve.growth(what)
+        flat = h.judge(bool(growth.values) and growth.median <= 1.2)
+        rows.append(
+            Row(scenario, measure, curve.at(what, 4), curve.at(what, 1), baseline, growth, "flat (≤ 1.2x)", flat)
+        )
+    return rows
+
+
 async def prefill_outcomes(h: Harness, n: int, label: str) -> str:
     topic, _ = await prefill_outcome_templates(h, n, label)
     return topic
@@ -247,7 +262,6 @@ async def run(h: Harness) -> Section:
     ours_curve, peer_curve = us.curve, same.curve
     versus = ratios(ours, peer)
     versus_light = ratios(ours, light)
-    rss_growth, checkpoint_growth = ours_curve.growth("rss"), ours_curve.growth("checkpoint")
     section.rows = [
         Row(
             "reporting",
@@ -269,25 +283,12 @@ async def run(h: Harness) -> Section:
             "–",
             None,
         ),
-        Row(
+        *memory_rows(
+            h,
             "reporting",
+            ours_curve,
             f"RSS at 4x events ({ours_curve.at('events', 4).format()}) against 1x",
-            ours_curve.at("rss", 4),
-            ours_curve.at("rss", 1),
-            "RSS at 1x",
-            rss_growth,
-            "flat (≤ 1.2x)",
-            h.judge(bool(rss_growth.values) and rss_growth.median <= 1.2),
-        ),
-        Row(
-            "reporting",
             "checkpoint size at 4x events against 1x",
-            ours_curve.at("checkpoint", 4),
-            ours_curve.at("checkpoint", 1),
-            "checkpoint at 1x",
-            checkpoint_growth,
-            "flat (≤ 1.2x)",
-            h.judge(bool(checkpoint_growth.values) and checkpoint_growth.median <= 1.2),
         ),
     ]
     contenders = (us, same, headline)
