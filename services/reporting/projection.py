@@ -89,7 +89,10 @@ class Projection:
         self.pending: dict[int, Pending] = {}
         self.owned: set[int] = set()
         self.known: set[int] = set()  # every partition of the topic, from the broker's metadata
-        self._in_model: dict[int, dict[str, Counters]] = {}  # what each partition contributes to the model
+        # Lost partitions only: what was folded into their cached state but never reached the read model. A
+        # partition's share of the model is its state less what is pending or in flight (for lost ones, less
+        # this), so the model needs no copy of each partition's counters (half the state's memory).
+        self._unshown: dict[int, dict[str, Counters]] = {}
         self._reread: set[int] = set()  # lost partitions whose cached state is not what is stored
         self._last_commit = clock()
         self.lock = asyncio.Lock()  # the state in memory; held briefly, never while writing it
@@ -192,7 +195,7 @@ class Projection:
             except ConcurrentWriteError:
                 log.warning("partition written by another consumer; letting it go", partition=partition)
                 async with self.lock:
-                    self._lose(partition)
+                    self._lose(partition, in_flight=before.deltas)
                 continue
             except Exception as error:  # noqa: BLE001 - kept pending, written again next time; raised below
                 async with self.lock:
@@ -200,7 +203,7 @@ class Projection:
                 failure = failure or error
                 continue
             async with self.lock:
-                self._in_model_add(partition, before.deltas)
+                self.model.add(before.deltas)
                 self.model.set_offset(self.topic, partition, change.next_offset)
             written[partition] = change.next_offset
         if failure is not None:
@@ -223,21 +226,22 @@ class Projection:
             for partition in self.known - self.owned - cursors.keys():
                 self.model.offsets.setdefault(f"{self.topic}:{partition}", 0)  # nothing stored yet
 
-    def _lose(self, partition: int) -> None:
+    def _lose(self, partition: int, in_flight: Mapping[str, Counters] | None = None) -> None:
         """No longer the writer: what was folded but not written is dropped; the store is read again."""
         self.owned.discard(partition)
-        self.pending.pop(partition, None)
+        pending = self.pending.pop(partition, None)
+        unshown = self._unshown.setdefault(partition, {})
+        for deltas in (in_flight or {}, pending.deltas if pending is not None else {}):
+            for leaf, delta in deltas.items():
+                add_into(unshown.setdefault(leaf, {}), delta)
         self._reread.add(partition)
 
     async def _reload(self, partition: int) -> None:
         state = await self.store.load_partition(self.topic, partition, self.window)
-        self.model.add(self._in_model.pop(partition, {}), -1)
-        self._in_model_add(partition, {leaf: dict(counters) for leaf, counters in state.leaves()})
+        cached = self.partitions.get(partition)
+        if cached is not None:  # take its share out of the model: the cached state less what was never shown
+            self.model.add(dict(cached.leaves()), -1)
+            self.model.add(self._unshown.pop(partition, {}))
+        self.model.add(dict(state.leaves()))
         self.partitions[partition] = state
         self.model.set_offset(self.topic, partition, state.next_offset)
-
-    def _in_model_add(self, partition: int, deltas: Mapping[str, Counters]) -> None:
-        contributed = self._in_model.setdefault(partition, {})
-        for leaf, delta in deltas.items():
-            add_into(contributed.setdefault(leaf, {}), delta)
-        self.model.add(deltas)

@@ -272,6 +272,35 @@ def test_a_consumer_that_lost_its_partition_cannot_overwrite_the_new_owner() -> 
     assert compare(asyncio.run(scenario()), reference(sim.events, business_date(sim.now))) == []
 
 
+def test_a_partition_lost_mid_write_and_given_back_shows_only_what_is_stored() -> None:
+    """The read model holds no copy of each partition's share: what was folded but never written (pending, or
+    in flight when the write was refused) comes out of it exactly when the partition is read again."""
+    sim = Simulation(5).run(160)
+    log = partitioned(sim.events, 1)[0]
+
+    async def scenario() -> None:
+        store = MemoryStore()
+        old = await started(store, 1)
+        await old.apply({0: log[:30]})
+        await old.commit()
+        new = await started(store, 1)  # a rebalance `old` has not noticed yet
+        await new.apply({0: log[30:50]})
+        await new.commit()
+        await old.apply({0: log[30:70]})
+        # folded while the refused write is in flight: neither batch ever reaches the store from `old`
+        await asyncio.gather(old.commit(), old.apply({0: log[70:90]}))
+        assert old.owned == set()
+        await new.revoke([0])
+        resume = await old.assign([0])  # given back: the model now shows exactly what `new` wrote
+        assert resume == {0: 50}
+        assert figures_by_region(old, sim.now) == figures_by_region(new, sim.now)
+        await old.apply({0: log[50:]})
+        await old.commit()
+        assert compare(figures_by_region(old, sim.now), reference(sim.events, business_date(sim.now))) == []
+
+    asyncio.run(scenario())
+
+
 @FAST
 @given(seed=st.integers(0, 10_000), steps=st.integers(1, 200))
 def test_children_add_up_to_their_parent(seed: int, steps: int) -> None:
