@@ -65,7 +65,7 @@ bench: install ## benchmarks against the local stack; writes docs/benchmarks.md
 bench-smoke: install ## the benchmark harness at a tiny scale (seconds, no targets judged); writes .local/bench/smoke.md
 	$(PY) -m bench --scale smoke --runs 1 --out .local/bench/smoke.md
 
-bench-backfill: install ## the issue's backfill at its size, 3 runs (about 1.5 hours); writes docs/benchmarks-backfill-1m.md
+bench-backfill: install ## the issue's backfill at its size, 3 runs (1.5 to 2 hours on 2 cores); writes docs/benchmarks-backfill-1m.md
 	$(PY) -m bench --scenarios backfill --set backfill=1000000 --set budget=2700 --profile "" --out docs/benchmarks-backfill-1m.md
 
 reliability: install ## the full crash, fault and bad-input run; writes docs/reliability.md
