@@ -6,6 +6,7 @@ the structured CloudEvent and the `ce_*` headers carry the same attributes (bina
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
 from collections.abc import Awaitable, Callable, Iterable
@@ -23,9 +24,13 @@ from shared.topics import CATALOGUE, Topic
 if TYPE_CHECKING:
     from aiokafka import ConsumerRecord
     from faststream._internal.basic_types import AsyncFuncAny
+    from faststream.kafka import KafkaBroker
     from faststream.message import StreamMessage
+    from pydantic import ValidationError
 
     from shared.crypto import Sealer
+
+log = structlog.get_logger("messaging")
 
 CONTENT_TYPE = "application/cloudevents+json"
 
@@ -49,6 +54,45 @@ def ce_headers(event: CloudEvent[Any]) -> dict[str, str]:
 def encode(event: CloudEvent[Any]) -> tuple[bytes, dict[str, str]]:
     """The record value (structured CloudEvent JSON) and its headers."""
     return event.model_dump_json().encode(), ce_headers(event)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Keyed:
+    """One record to publish: the key routes it to its partition (one worker's events stay in order)."""
+
+    topic: str
+    key: str
+    value: bytes
+    headers: dict[str, str]
+
+    @classmethod
+    def of(cls, topic: str, key: str, event: CloudEvent[Any]) -> Keyed:
+        value, headers = encode(event)
+        return cls(topic, key, value, headers)
+
+
+async def publish_all(broker: KafkaBroker, records: Iterable[Keyed]) -> None:
+    """Publish keyed records and return once the broker has acknowledged every one.
+
+    Not awaited one by one: per-key routing is kept (FastStream's `publish_batch` would send a whole batch to
+    one partition) while the producer batches them on the wire.
+    """
+    pending = [
+        await broker.publish(r.value, r.topic, key=r.key.encode(), headers=r.headers, no_confirm=True) for r in records
+    ]
+    await asyncio.gather(*pending)
+
+
+def describe(error: ValidationError, limit: int = 2000) -> str:
+    """A validation error as one line (`field.path: message; ...`), masked and bounded, for a reason or a letter.
+
+    The input is never echoed: it may hold a NIK.
+    """
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+        for e in error.errors(include_url=False, include_input=False)
+    )
+    return scrub(problems)[:limit]
 
 
 def record_headers(record: ConsumerRecord[Any, Any]) -> dict[str, str]:
@@ -141,6 +185,23 @@ def dead_letter(
             error=scrub(error)[:2000],
         ),
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class DeadLetters:
+    """A service's dead-letter topic: letters made from records it cannot handle, logged and published."""
+
+    service: str
+    topic: str
+    sealer: Sealer
+
+    def letter(self, record: ConsumerRecord[Any, Any], error_type: str, error: str) -> DeadLetterRecorded:
+        letter = dead_letter(record, error_type=error_type, error=error, service=self.service, sealer=self.sealer)
+        log.warning("dead-lettered", error_type=error_type, error=letter.data.error, dead_letter=letter.subject)
+        return letter
+
+    def records(self, letters: Iterable[DeadLetterRecorded]) -> list[Keyed]:
+        return [Keyed.of(self.topic, letter.subject or letter.id, letter) for letter in letters]
 
 
 def b64(data: bytes) -> str:

@@ -11,7 +11,7 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import uvicorn
 from faststream.asgi import AsgiFastStream, AsgiResponse, AsyncAPIRoute, get
@@ -23,10 +23,16 @@ from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.specification import AsyncAPI
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from shared.logging import configure_logging
 from shared.messaging import LogContextMiddleware
 
 if TYPE_CHECKING:
     from pymongo import AsyncMongoClient
+
+    from shared.settings import ServiceSettings
+
+
+S = TypeVar("S", bound="ServiceSettings")
 
 
 def json_response(body: object, status: int = 200) -> AsgiResponse:
@@ -112,3 +118,9 @@ def asgi_app(  # noqa: PLR0913 - the app is the sum of these parts
 def serve(app: AsgiFastStream, host: str, port: int) -> None:
     """Run until SIGTERM/SIGINT; uvicorn then stops the app, which drains subscribers before closing."""
     uvicorn.run(app, host=host, port=port, log_config=None, timeout_graceful_shutdown=30)
+
+
+def run_service(service: str, settings: S, create_app: Callable[[S], AsgiFastStream]) -> None:
+    """`python -m services.<name>`: logging configured, then the app served until SIGTERM."""
+    configure_logging(service, settings.log_level, settings.log_format)
+    serve(create_app(settings), settings.http_host, settings.http_port)

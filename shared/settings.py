@@ -17,29 +17,26 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from shared.topics import DEAD_LETTERS
+
 COMMON_PREFIX = "LINDUNGI_"
 
 
-class ServiceSettings(BaseSettings):
+class KafkaSettings(BaseSettings):
+    """How to reach the broker and how to log: what every process of the project reads, secrets aside."""
+
     model_config = SettingsConfigDict(env_prefix=COMMON_PREFIX, extra="ignore", frozen=True)
 
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
-    mongodb_url: str = "mongodb://127.0.0.1:27017/"
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    log_format: Literal["auto", "json", "console"] = Field(
-        default="auto", description="auto: JSON when stdout is not a terminal, console otherwise"
-    )
-    http_host: str = "127.0.0.1"
-    max_message_bytes: int = Field(default=1_048_576, ge=1024, description="larger records are dead-lettered")
     # Kafka authentication: PLAINTEXT for the local stack, SASL/SCRAM in the production profile
     # (docs/operations.md), one principal per service.
     kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
-    nik_hash_secret: SecretStr = Field(description="HMAC key for NIK hashes; identical in every service")
-    seal_key: SecretStr = Field(
-        description="base64 of a 32-byte AES key sealing dead letters (and, in registration, NIKs at rest)"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto", description="auto: JSON when stdout is not a terminal, console otherwise"
     )
 
     @classmethod
@@ -74,3 +71,22 @@ class ServiceSettings(BaseSettings):
         use_ssl = self.kafka_security_protocol == "SASL_SSL"
         kinds = {"SCRAM-SHA-512": SASLScram512, "SCRAM-SHA-256": SASLScram256, "PLAIN": SASLPlaintext}
         return kinds[self.kafka_sasl_mechanism](username, password, use_ssl=use_ssl)
+
+
+class ServiceSettings(KafkaSettings):
+    """A service: its store, its HTTP port, its consumer group, and the secrets every service shares."""
+
+    mongodb_url: str = "mongodb://127.0.0.1:27017/"
+    mongodb_database: str = Field(description="the service's own database: no other service reads it")
+    http_host: str = "127.0.0.1"
+    http_port: int
+    group_id: str = Field(description="the consumer group: instances of one service share it")
+    dead_letters_topic: str = DEAD_LETTERS.name
+    create_topics: bool = Field(default=True, description="create missing topics at start-up")
+    batch_max_records: int = Field(default=500, ge=1, description="records per consumed batch")
+    batch_timeout_ms: int = Field(default=100, ge=1, description="how long a batch waits to fill")
+    max_message_bytes: int = Field(default=1_048_576, ge=1024, description="larger records are dead-lettered")
+    nik_hash_secret: SecretStr = Field(description="HMAC key for NIK hashes; identical in every service")
+    seal_key: SecretStr = Field(
+        description="base64 of a 32-byte AES key sealing dead letters (and, in registration, NIKs at rest)"
+    )

@@ -30,6 +30,10 @@ def test_population_adds_up_to_the_nation() -> None:
 class _Example(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="EXAMPLE_", extra="ignore", frozen=True)
 
+    mongodb_database: str = "example"
+    http_port: int = 8000
+    group_id: str = "example"
+
 
 def test_settings_have_no_default_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("LINDUNGI_NIK_HASH_SECRET", raising=False)
