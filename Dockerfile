@@ -1,5 +1,5 @@
 # One image for the three services and the provisioning job; compose picks the command:
-#   python -m services.registration | services.reporting | services.notification | shared.provision
+#   python -m services.registration | services.reporting | services.notification | provision
 #
 # Stage 1 resolves exactly uv.lock (no test or bench extras) into /app/.venv with the project installed as
 # a wheel, so stage 2 needs neither uv nor the sources: only the virtualenv and a non-root user.
@@ -25,6 +25,8 @@ RUN uv sync --frozen --no-dev --no-install-project
 
 COPY shared/ shared/
 COPY services/ services/
+# The provisioning job (deploy/provision), installed as the top-level package `provision`.
+COPY deploy/provision/ deploy/provision/
 RUN uv sync --frozen --no-dev --no-editable
 
 

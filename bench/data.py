@@ -1,6 +1,6 @@
 """Seeded benchmark data: partners' requests for the intake topic, and outcome events for the services after it.
 
-Requests come from the registration domain's synthetic generator (its fast path, plain dicts), wrapped in the
+Requests come from the synthetic request generator (`synthetic`, its fast path, plain dicts), wrapped in the
 CloudEvents envelope a partner system sends. Outcome events are what registration decides for such requests:
 a few thousand are decided for real with the registration domain (pure, no I/O), and the millions a reporting
 benchmark needs repeat those decisions under fresh event ids, which is all that tells two events apart for
@@ -16,7 +16,6 @@ from datetime import UTC, date, datetime, time
 from typing import TYPE_CHECKING, Any
 
 from services.registration.domain.decisions import Context, Partner, decide
-from services.registration.domain.synthetic import generate_dicts
 from shared.events import (
     EnrollmentRequested,
     FundingSource,
@@ -29,6 +28,7 @@ from shared.events import (
 )
 from shared.messaging import CONTENT_TYPE
 from shared.regions import NATIONAL_CODE, load_regions
+from synthetic import generate_dicts
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence

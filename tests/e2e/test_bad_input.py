@@ -32,13 +32,13 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from provision import PartnerRules
 from services.registration.domain.decisions import partner_id_of
-from services.registration.domain.synthetic import GENERATED_CODES, LabelledRequest, generate
 from shared import events as ev
 from shared.events import partner_request_adapter
-from shared.provision import PartnerRules
 from shared.reasons import ReasonCode
 from shared.regions import load_regions
+from synthetic import GENERATED_CODES, LabelledRequest, generate
 from tests.e2e.reliability import WIB, authority, lag, read_topic, scan
 from tests.support import ServiceProcess, registration_env
 

@@ -16,7 +16,7 @@ from deploy_files import ROOT, interpolate, load
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.provision import (
+from provision import (
     PARTNER_ID,
     AclBinding,
     AclFile,

@@ -40,7 +40,7 @@ def test_uv_is_the_makefiles_version_and_installs_the_lock_without_extras() -> N
 
 def test_builder_copies_what_the_wheel_needs() -> None:
     builder = stages()[0]
-    for path in ("pyproject.toml", "uv.lock", "README.md", "shared/", "services/"):
+    for path in ("pyproject.toml", "uv.lock", "README.md", "shared/", "services/", "deploy/provision/"):
         assert re.search(rf"^COPY .*\b{re.escape(path)}", builder, flags=re.MULTILINE), path
 
 
@@ -57,7 +57,7 @@ def test_build_context_holds_no_local_state_or_secrets() -> None:
     rules = [r for r in (ROOT / ".dockerignore").read_text().splitlines() if r and not r.startswith("#")]
     assert rules[0] == "*", "allow-list: only what the image needs enters the context"
     allowed = {r[1:] for r in rules if r.startswith("!")}
-    assert allowed == {"pyproject.toml", "uv.lock", "README.md", "shared/", "services/"}
+    assert allowed == {"pyproject.toml", "uv.lock", "README.md", "shared/", "services/", "deploy/provision/"}
     assert "**/.env" in rules
 
 

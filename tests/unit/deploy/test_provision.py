@@ -1,4 +1,4 @@
-"""`python -m shared.provision` without a broker: settings, the plan, and giving up at its deadline."""
+"""`python -m provision` without a broker: settings, the plan, and giving up at its deadline."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from deploy_files import ROOT
 from pydantic import ValidationError
 
-from shared.provision import AclFile, ProvisionError, ProvisionSettings, connect, main, plan
+from provision import AclFile, ProvisionError, ProvisionSettings, connect, main, plan
 from shared.topics import CATALOGUE
 
 ACLS = ROOT / "deploy" / "compose" / "prod" / "acls.toml"

@@ -13,15 +13,15 @@ from hypothesis import strategies as st
 
 from services.registration.domain.contributions import calculate
 from services.registration.domain.rules import FUNDING, assess_enrollment, validate_enrollment
-from services.registration.domain.synthetic import (
+from shared.events import Category, EnrollmentRequest, FundingSource, Segment
+from shared.regions import load_regions
+from synthetic import (
     GENERATED_CODES,
     PROFILES,
     generate,
     generate_dicts,
     generate_json,
 )
-from shared.events import Category, EnrollmentRequest, FundingSource, Segment
-from shared.regions import load_regions
 
 if TYPE_CHECKING:
     from shared.reasons import ReasonCode
