@@ -1,4 +1,4 @@
-"""The reliability suite in `make test`: the reduced run of tests/e2e/reliability.py (a private Kafka and
+"""The reliability suite in `make test`: the reduced run of tests/e2e/reliability/ (a private Kafka and
 FerretDB, the three services as processes, faults while a stream flows; minutes, not hours), and what the
 full run cannot show because it starts its services one by one.
 

@@ -1,0 +1,140 @@
+"""Outcomes: what registration decided about a request, and the participation it leaves (no NIK in clear)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Literal
+
+from pydantic import Field, TypeAdapter
+
+from shared.events.envelope import CloudEvent, Frozen
+from shared.events.vocabulary import (
+    AgeBand,
+    Category,
+    FundingSource,
+    ParticipantStatus,
+    Payer,
+    Program,
+    RegionCode,
+    RequestAction,
+    RequestId,
+    Rupiah,
+    Segment,
+    Sex,
+    TerminationReason,
+)
+
+
+class Contributions(Frozen):
+    """Monthly contribution in Rupiah, split by program and by payer; both splits add up to `total`."""
+
+    as_of: date
+    by_program: dict[Program, Rupiah]
+    by_payer: dict[Payer, Rupiah]
+    total: Rupiah
+
+
+class Contact(Frozen):
+    """Present only when the worker consented to be contacted."""
+
+    phone: str | None = None
+    email: str | None = None
+    language: Literal["id", "en"] = "id"
+
+
+class Participant(Frozen):
+    """A participation as reporting and notification need it: one NIK in one segment."""
+
+    participant_id: str = Field(description="stable id: keyed hash of NIK and segment")
+    nik_hash: str = Field(description="HMAC-SHA256 of the NIK; the join key across events")
+    nik_masked: str = Field(examples=["3271**********01"])
+    status: ParticipantStatus
+    region_code: RegionCode = Field(description="regency/city responsible")
+    province_code: RegionCode
+    kecamatan_code: RegionCode | None = Field(default=None, description="domicile kecamatan, if known")
+    segment: Segment
+    category: Category
+    programs: list[Program]
+    funding_source: FundingSource
+    contributions: Contributions
+    sex: Sex
+    age_band: AgeBand
+    employer_registration_number: str | None = None
+    coverage_start: date
+    contact: Contact | None = None
+
+
+class RejectionReason(Frozen):
+    code: str = Field(description="stable reason code; see shared/reasons.py and docs")
+    field: str | None = Field(default=None, description="the request field at fault, dotted")
+    message_id: str = Field(description="Bahasa Indonesia")
+    message_en: str
+
+
+class OutcomeBase(Frozen):
+    request_id: RequestId
+    partner_id: str
+    request_event_id: str = Field(description="id of the request event this answers")
+    version: int = Field(ge=1, description="participant version after this change; orders a participant's events")
+    warnings: list[RejectionReason] = Field(
+        default_factory=list, description="what registration noticed but accepted, e.g. an old NIK region prefix"
+    )
+
+
+class Registered(OutcomeBase):
+    participant: Participant
+
+
+class Updated(OutcomeBase):
+    participant: Participant
+    previous: Participant = Field(description="the participation before the change, so aggregates can move it")
+
+
+class Terminated(OutcomeBase):
+    participant: Participant
+    previous: Participant
+    reason: TerminationReason
+
+
+class Reactivated(OutcomeBase):
+    participant: Participant
+    previous: Participant
+
+
+class Rejected(Frozen):
+    request_id: str
+    partner_id: str
+    request_event_id: str
+    action: RequestAction | None = None
+    reasons: list[RejectionReason] = Field(min_length=1)
+    region_code: RegionCode | None = None
+    segment: Segment | None = None
+    nik_masked: str | None = None
+    nik_hash: str | None = None
+
+
+class ParticipantRegistered(CloudEvent[Registered]):
+    type: Literal["id.lindungi.participant.registered"] = "id.lindungi.participant.registered"
+
+
+class ParticipantUpdated(CloudEvent[Updated]):
+    type: Literal["id.lindungi.participant.updated"] = "id.lindungi.participant.updated"
+
+
+class ParticipantTerminated(CloudEvent[Terminated]):
+    type: Literal["id.lindungi.participant.terminated"] = "id.lindungi.participant.terminated"
+
+
+class ParticipantReactivated(CloudEvent[Reactivated]):
+    type: Literal["id.lindungi.participant.reactivated"] = "id.lindungi.participant.reactivated"
+
+
+class RequestRejected(CloudEvent[Rejected]):
+    type: Literal["id.lindungi.request.rejected"] = "id.lindungi.request.rejected"
+
+
+Outcome = Annotated[
+    ParticipantRegistered | ParticipantUpdated | ParticipantTerminated | ParticipantReactivated | RequestRejected,
+    Field(discriminator="type"),
+]
+outcome_adapter: TypeAdapter[Outcome] = TypeAdapter(Outcome)

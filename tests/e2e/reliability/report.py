@@ -1,0 +1,233 @@
+"""The report of a run: the summary printed, and docs/reliability.md rendered from `DOC_TEMPLATE` below."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import subprocess
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from tests.e2e.reliability.chaos import Fault
+from tests.e2e.reliability.plan import FULL, REDUCED, WIB, Plan
+from tests.e2e.reliability.verdict import Verdict
+from tests.e2e.reliability.workload import Workload
+from tests.support import ROOT
+
+DOC = ROOT / "docs" / "reliability.md"
+
+
+@dataclass
+class Report:
+    plan: Plan
+    command: str
+    started: datetime
+    seconds: float
+    work: Workload
+    faults: list[Fault]
+    verdict: Verdict
+    resent_chunks: int
+    settle_notes: list[str]
+    commit: str = "unknown"  # the checkout the services ran from, read when the run began
+
+    def rows(self) -> list[tuple[str, str]]:
+        v = self.verdict
+        kinds = Counter(f.kind for f in self.faults)
+        targets = ", ".join(f.target for f in self.faults if f.kind == "kill -9")
+        faults = ", ".join(f"{n} x {k}" for k, n in sorted(kinds.items()))
+        distinct = len(self.work.expectations)
+        return [
+            ("faults injected", f"{len(self.faults)}: {faults} (killed: {targets})"),
+            (
+                "requests",
+                (
+                    f"{len(self.work.records)} records published, {distinct} distinct requests "
+                    f"({self.work.accepted} to accept, {distinct - self.work.accepted} to reject)"
+                ),
+            ),
+            ("lost", str(v.lost.total())),
+            ("doubled", str(v.doubled.total())),
+            ("mismatches", str(v.mismatches.total())),
+            ("NIK leaks", f"{v.leaks.total()} (other 16-digit runs: {v.nik_shaped.total()})"),
+            ("faults not ridden out", str(len(v.problems))),
+            ("duration", f"{self.seconds / 60:.1f} min"),
+        ]
+
+    def markdown(self) -> str:
+        table = "\n".join(["| | |", "|---|---|", *(f"| {k} | {v} |" for k, v in self.rows())])
+        faults = "\n".join(
+            [
+                "| # | fault | target | at (s) | in flight | lasted (s) | observed |",
+                "|---|---|---|---|---|---|---|",
+                *(
+                    f"| {i} | {f.kind} | {f.target} | {f.at_seconds:g} | {f.published - f.answered} "
+                    f"| {f.seconds:g} | {'; '.join(f.problems + f.notes)} |"
+                    for i, f in enumerate(self.faults, start=1)
+                ),
+            ]
+        )
+        mix = "\n".join(f"| {kind} | {n} |" for kind, n in sorted(self.work.kinds.items()))
+        checks = "\n".join(f"- {c}" for c in [*self.verdict.checks, *self.settle_notes])
+        findings = "\n".join(
+            f"- {where}: {'; '.join(items)}" for where, items in sorted(self.verdict.examples.items()) if items
+        )
+        findings += "".join(f"\n- {p}" for p in self.verdict.problems)
+        return DOC_TEMPLATE.format(
+            table=table,
+            faults=faults,
+            mix=mix,
+            checks=checks,
+            findings=findings or "none",
+            plan=self.plan.describe(),
+            command=self.command,
+            date=self.started.astimezone(WIB).strftime("%Y-%m-%d %H:%M WIB"),
+            machine=machine(),
+            commit=self.commit,
+            reduced=REDUCED.describe(),
+            full=FULL.describe(),
+        )
+
+    def text(self) -> str:
+        lines = [f"{k:>22}: {v}" for k, v in self.rows()]
+        lines += ["", *self.verdict.checks, *self.settle_notes]
+        lines += [f"fault {f.kind} {f.target}: {'; '.join(f.problems + f.notes)}" for f in self.faults]
+        lines += [f"{where}: {items}" for where, items in sorted(self.verdict.examples.items()) if items]
+        lines += self.verdict.problems
+        return "\n".join(lines)
+
+
+def machine() -> str:
+    memory = ""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        kib = int(Path("/proc/meminfo").read_text().split("\n", 1)[0].split()[1])
+        memory = f", {kib / 1024 / 1024:.0f} GiB RAM"
+    return (
+        f"{platform.system()} {platform.release()}, {os.cpu_count()} CPUs{memory}, Python {platform.python_version()}"
+    )
+
+
+def commit() -> str:
+    """The checkout's commit, marked `-dirty` when tracked files differ from it (the run is of those)."""
+    result = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    changed = subprocess.run(["git", "diff", "--quiet", "HEAD"], cwd=ROOT, check=False).returncode != 0  # noqa: S607
+    return (result.stdout.strip() or "unknown") + ("-dirty" if changed else "")
+
+
+DOC_TEMPLATE = """\
+# Reliability and security
+
+<!-- Generated by `python -m tests.e2e.reliability --full` from the template in tests/e2e/reliability/report.py:
+     edit the template there, not this file. -->
+
+The non-negotiables are that no request is lost or counted twice, that every figure is right, that every
+notification reaches its recipient once, and that a NIK never appears in clear outside the intake topic.
+This suite tries hard to break them, with real Kafka, the real MongoDB-protocol server and the services as
+separate processes, as in production.
+
+## Last full run
+
+{table}
+
+`{command}`, {date}, commit `{commit}`, on {machine}. Plan: {plan}.
+
+### Faults
+
+"In flight" is how many requests had been published but not yet answered when the fault struck.
+
+{faults}
+
+### What was checked
+
+{checks}
+
+### Findings
+
+{findings}
+
+### The stream
+
+| request | records |
+|---|---|
+{mix}
+
+## How it works
+
+**A private stack.** A broker restart and a store outage would break every other test sharing the session's
+servers, so a run starts its own Kafka and FerretDB (`deploy/local/stack` with `LINDUNGI_STATE_DIR` and
+ports of its own, picked free at run time) and resets it at the end. The services run as
+`python -m services.<name>` with the catalogue's topic names, random `LINDUNGI_NIK_HASH_SECRET` and
+`LINDUNGI_SEAL_KEY`, registration's partners from a seed file and its production-profile copies of each
+outcome on the partner's own topic, and notification pointed at an SMTP server (aiosmtpd) and an HTTP
+receiver the harness runs for workers' e-mail, the SMS gateway, partners' webhooks and a webhook, an e-mail
+and an SMS subscriber. Registration and reporting run as two instances each in one consumer group.
+
+**The stream.** Synthetic enrollment requests (`synthetic.generate`, seeded;
+a share invalid, each labelled with the reason codes the rules must give, a share re-sent by the partner),
+sent by three partners: one allowed everything in the generated provinces, one allowed only Kota Bogor, PU
+and BPU and three funding sources, and one registration does not know. Lifecycle requests follow some
+enrollments: terminations, reactivations, a second termination, a reactivation of an active participant, a
+termination that overtakes its enrollment, and re-sends of these. Requests are keyed by NIK and published
+at a steady rate, so a worker's requests arrive in order and the stream is flowing when the faults land.
+
+**Faults**, at random moments while the stream is published, one after the other:
+- `kill -9` of a random service instance, each service at least once, restarted after up to 3 s;
+- a broker restart (`stack stop-one kafka`, `start-one kafka`); partners hold their requests meanwhile;
+- a store outage: FerretDB stopped for the plan's time, then started; no service is restarted by hand;
+- a rebalance: the second instance of registration and of reporting killed and left down until the
+  consumer group shows the survivor owning every partition and the survivors alone have answered more
+  requests; then started again.
+During the outage and the broker restart every live instance's `/health` is polled: each must answer 503
+naming the dependency that is down, and 200 again afterwards.
+
+**The independent computation.** The harness follows the stream in order (per worker, the order Kafka keeps)
+with its own model of participations and partners' authority, so it knows for each request whether it must
+be registered, terminated, reactivated or rejected, and with exactly which reason codes (the generator's
+labels plus the partner-authority and lifecycle codes). From the final participations it computes every
+region's figures (active, by segment, category, program, funding source, sex and age band, monthly
+contributions by payer and by funding source, enrollment/termination/reactivation totals, rejections by
+reason and partner), rolled up kecamatan, regency/city, province, nation. Contributions are priced with
+registration's rate table (`contributions.calculate`), the one piece of domain logic borrowed. From the
+outcome event ids and the subscriptions it computes every notification intent.
+
+**What is compared**, after everything has settled (every request answered, every consumer group at the end
+of its topics, reporting's read model at the end of the outcome topic, no pending delivery):
+- *lost*: a request without an outcome; a valid request that is no participant; a history or request-log
+  entry missing; a notification intent missing from the ledger, not delivered, or never received; an
+  outcome missing from the partner's own topic; a settled delivery never reported;
+- *doubled*: a request with two outcome event ids (a re-published copy with the same event id is allowed,
+  and counted); a participant or history entry too many; an intent in the ledger twice. A webhook, SMS or
+  e-mail received twice with the same idempotency key counts once (receivers deduplicate by key, as
+  partners are asked to) and the resends are reported;
+- *mismatches*: an outcome of the wrong kind or with the wrong reasons or region; a participant in the
+  wrong state; a region whose latest snapshot on the compacted topic, or whose figures in either reporting
+  instance's API, differ from the computation; a notification to someone who should not get it or at the
+  wrong address; another partner's outcome on a partner's topic; a dead letter for a readable record;
+  consumer lag left;
+- *NIK leaks*: every NIK of the inputs (valid or not) searched in every topic but intake, every service log
+  line, every notification (ledger, e-mails, webhooks, SMS), every answer of the reporting API and the
+  participants collection at rest; any other 16-digit run is counted as well (keyed hashes left out);
+- *faults not ridden out*: a health endpoint that did not report the outage, an instance that did not
+  recover, an instance that died without being killed.
+
+The run fails on any of these. `make test` runs the reduced plan (`tests/e2e/test_reliability.py`); the bad
+input corpus and partner authority are in `tests/e2e/test_bad_input.py`; the production ACLs themselves are
+checked in `tests/unit/deploy/test_acls.py`.
+
+## Running it
+
+```sh
+.venv/bin/python -m tests.e2e.reliability           # reduced: {reduced}
+.venv/bin/python -m tests.e2e.reliability --full    # full: {full}; writes this file
+```
+
+Logs of each run stay in `.local/reliability/<run>/`. `--seed N` replays another stream and schedule.
+"""
