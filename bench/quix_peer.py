@@ -26,7 +26,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from services.reporting.domain import add_into, effects
+from services.reporting.domain.counters import add_into, effects
 from shared.events import outcome_adapter
 
 NATIONAL = "ID"  # a rejection without a region is counted for the nation, as reporting does

@@ -22,7 +22,7 @@ from datetime import date
 from typing import Any
 
 from bench.data import outcome_templates
-from services.reporting.domain import PartitionState, RecentEvents
+from services.reporting.domain.partitions import PartitionState, RecentEvents
 from services.reporting.projection import Projection
 from shared.events import outcome_adapter
 

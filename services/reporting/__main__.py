@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from services.reporting.commands import RebuildError, load_targets, rebuild
-from services.reporting.figures import TargetsFileError
+from services.reporting.domain.coverage import TargetsFileError
 from services.reporting.settings import ReportingSettings
 from shared.logging import configure_logging
 
@@ -36,10 +36,9 @@ def main(ctx: typer.Context) -> None:
 def serve() -> None:
     """Jalankan layanan sampai SIGTERM / run the service until SIGTERM."""
     from services.reporting.app import create_app  # noqa: PLC0415 - the commands do not need the app
-    from shared.runtime import serve as serve_app  # noqa: PLC0415
+    from shared.runtime import run_service  # noqa: PLC0415
 
-    settings = _settings()
-    serve_app(create_app(settings), settings.http_host, settings.http_port)
+    run_service("reporting", ReportingSettings(), create_app)
 
 
 @cli.command("rebuild")

@@ -16,9 +16,10 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from pymongo import AsyncMongoClient
 
-from services.reporting.domain import ACTIVE
-from services.reporting.figures import parse_targets
-from services.reporting.projection import Progress, Projection, Unreadable, read_outcome
+from services.reporting.domain.counters import ACTIVE
+from services.reporting.domain.coverage import parse_targets
+from services.reporting.handlers import Unreadable, read_outcome
+from services.reporting.projection import Progress, Projection
 from services.reporting.store import MongoReportingStore
 from shared.regions import NATIONAL_CODE, load_regions
 

@@ -1,9 +1,9 @@
-"""Outcome intake: batches of outcome records folded into the owned partitions (written every commit interval
-by a task of their own, see app.py).
+"""The Kafka side of reporting: outcome records decoded for the application layer (service.py), what is not an
+outcome dead-lettered, and the consumer's partitions (the rebalance listener, seeks and offset commits).
 
-Where to resume reading comes from the store, not from Kafka's committed offsets: each partition's state and
-its next offset are stored together (domain.py), and on assignment the consumer seeks there. Kafka offsets are
-still committed after each write, for lag monitoring and as a safe lower bound (see `rewind`).
+The rebalance listener lives here rather than in a module of its own: like the handler, it is an adapter
+that turns what Kafka says (partitions assigned, revoked) into the projection's terms, and it shares the
+offset commit with `KafkaPositions`.
 """
 
 from __future__ import annotations
@@ -16,22 +16,84 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
+from pydantic import ValidationError
 
-from services.reporting.projection import Progress, Unreadable, read_outcome
-from shared.messaging import dead_letter, encode
+from shared.events import outcome_adapter
+from shared.messaging import describe, publish_all
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping, Sequence
+    from collections.abc import Callable, Mapping
 
     from aiokafka import AIOKafkaConsumer, ConsumerRecord
     from faststream.kafka import KafkaBroker
 
     from services.reporting.projection import Projection
-    from services.reporting.settings import ReportingSettings
-    from shared.crypto import Sealer
+    from services.reporting.service import Reporting
+    from shared.consumer import Records
     from shared.events import DeadLetterRecorded, Outcome
+    from shared.messaging import DeadLetters
 
 log = structlog.get_logger("reporting")
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """Why a record is not an outcome event this service knows; it goes to the dead-letter topic."""
+
+    error_type: str
+    error: str
+
+
+def read_outcome(record: ConsumerRecord[Any, Any], max_bytes: int) -> Outcome | Unreadable:
+    """An outcome, or why the record is not one (the rebuild command reads records the same way)."""
+    value: bytes = record.value or b""
+    if len(value) > max_bytes:
+        return Unreadable("MessageTooLarge", f"{len(value)} bytes > {max_bytes}")
+    try:
+        return outcome_adapter.validate_json(value)
+    except ValidationError as error:
+        return Unreadable("SchemaInvalid", describe(error))
+
+
+@dataclass(frozen=True)
+class OutcomeHandler:
+    """Batches of the outcome topic: decoded, unreadable records dead-lettered, the rest folded.
+
+    `reporting` gives the application layer once the lifespan has created it (None before).
+    """
+
+    topic: str
+    max_bytes: int
+    reporting: Callable[[], Reporting | None]
+    broker: KafkaBroker
+    dead_letters: DeadLetters
+
+    async def handle(self, records: Records) -> None:
+        reporting = self.reporting()
+        if reporting is None:
+            raise RuntimeError("reporting is not started")
+        mine = [r for r in records if r.topic == self.topic]
+        again = await reporting.adopt({r.partition for r in mine})
+        batches: dict[int, list[tuple[int, Outcome | None]]] = {}
+        letters: list[DeadLetterRecorded] = []
+        for record in mine:
+            if record.partition in again:
+                continue  # adopted just now: read again from its stored offset
+            outcome = read_outcome(record, self.max_bytes)
+            # Only what the state has not passed yet: a redelivered bad record is not dead-lettered twice.
+            if isinstance(outcome, Unreadable) and reporting.unread(record.partition, record.offset):
+                letters.append(self.dead_letters.letter(record, outcome.error_type, outcome.error))
+            batches.setdefault(record.partition, []).append(
+                (record.offset, None if isinstance(outcome, Unreadable) else outcome)
+            )
+        # Dead letters go out before the state moves past them: at least once, never lost.
+        await publish_all(self.broker, self.dead_letters.records(letters))
+        await reporting.fold(batches)
+
+    def rewind(self, records: Records) -> None:
+        reporting = self.reporting()
+        if reporting is not None:
+            reporting.rewind({r.partition for r in records if r.topic == self.topic})
 
 
 async def commit_offsets(consumer: AIOKafkaConsumer | None, topic: str, written: Mapping[int, int]) -> None:
@@ -47,88 +109,26 @@ async def commit_offsets(consumer: AIOKafkaConsumer | None, topic: str, written:
         log.warning("offset commit failed", exc_info=True)
 
 
-@dataclass
-class OutcomeIntake:
-    settings: ReportingSettings
-    projection: Projection
-    broker: KafkaBroker
-    sealer: Sealer
+@dataclass(frozen=True)
+class KafkaPositions:
+    """The consumer's partitions of one topic by number (`service.Positions`); none before it has started."""
 
-    async def handle(self, records: Sequence[ConsumerRecord[Any, Any]], consumer: AIOKafkaConsumer) -> Progress:
-        mine = [r for r in records if r.topic == self.settings.outcomes_topic]
-        skipped = await self._adopt({r.partition for r in mine}, consumer)
-        batches: dict[int, list[tuple[int, Outcome | None]]] = {}
-        dead: list[DeadLetterRecorded] = []
-        for record in mine:
-            if record.partition in skipped:
-                continue
-            outcome = read_outcome(record, self.settings.max_message_bytes)
-            if isinstance(outcome, Unreadable):
-                resume = self.projection.next_offset(record.partition)
-                # Only what the state has not passed yet: a redelivered bad record is not dead-lettered twice.
-                if resume is not None and record.offset >= resume:
-                    log.warning("dead-lettered", error_type=outcome.error_type, error=outcome.error)
-                    dead.append(self._dead(record, outcome))
-            batches.setdefault(record.partition, []).append(
-                (record.offset, None if isinstance(outcome, Unreadable) else outcome)
-            )
-        # Dead letters go out before the state moves past them: at least once, never lost.
-        await self._publish_dead(dead)
-        progress = await self.projection.apply(batches)
-        if progress.duplicates:
-            log.info("duplicate outcomes ignored", duplicates=progress.duplicates)
-        return progress
+    topic: str
+    consumer: Callable[[], AIOKafkaConsumer | None]
 
-    def rewind(self, records: Sequence[ConsumerRecord[Any, Any]], consumer: AIOKafkaConsumer) -> None:
-        """After a failed batch, read its partitions again from where the state has got to, so nothing is
-        skipped: an owned partition from its state's offset, any other from Kafka's committed offset (which
-        is never ahead of what is stored)."""
-        assigned = consumer.assignment()
-        for partition in {r.partition for r in records if r.topic == self.settings.outcomes_topic}:
-            tp = TopicPartition(self.settings.outcomes_topic, partition)
-            if tp not in assigned:
-                continue
-            resume = self.projection.next_offset(partition)
-            if resume is not None:
-                consumer.seek(tp, resume)
-            else:
-                consumer.seek_to_committed(tp)
-
-    async def _adopt(self, partitions: set[int], consumer: AIOKafkaConsumer) -> set[int]:
-        """Partitions the consumer reads but the projection does not own (the assignment listener failed, e.g.
-        the store was down during the rebalance, or another writer took the partition over): load them now and
-        seek to their stored offset; this batch's records of them are read again. Returns the partitions whose
-        records to skip.
-        """
-        assigned = consumer.assignment()
-        orphans = [
-            p
-            for p in partitions
-            if self.projection.next_offset(p) is None and TopicPartition(self.settings.outcomes_topic, p) in assigned
-        ]
-        if not orphans:
+    def assigned(self) -> set[int]:
+        consumer = self.consumer()
+        if consumer is None:
             return set()
-        for partition, offset in (await self.projection.assign(orphans)).items():
-            consumer.seek(TopicPartition(self.settings.outcomes_topic, partition), offset)
-        return set(orphans)
+        return {tp.partition for tp in consumer.assignment() if tp.topic == self.topic}
 
-    def _dead(self, record: ConsumerRecord[Any, Any], why: Unreadable) -> DeadLetterRecorded:
-        return dead_letter(record, error_type=why.error_type, error=why.error, service="reporting", sealer=self.sealer)
+    def seek(self, partition: int, offset: int) -> None:
+        consumer = self.consumer()
+        if consumer is not None:
+            consumer.seek(TopicPartition(self.topic, partition), offset)
 
-    async def _publish_dead(self, letters: Sequence[DeadLetterRecorded]) -> None:
-        pending: list[asyncio.Future[Any]] = []
-        for letter in letters:
-            value, headers = encode(letter)
-            pending.append(
-                await self.broker.publish(
-                    value,
-                    self.settings.dead_letters_topic,
-                    key=(letter.subject or "").encode(),
-                    headers=headers,
-                    no_confirm=True,
-                )
-            )
-        await asyncio.gather(*pending)
+    async def commit(self, written: Mapping[int, int]) -> None:
+        await commit_offsets(self.consumer(), self.topic, written)
 
 
 class PartitionAssignments(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka's base is untyped
@@ -139,8 +139,8 @@ class PartitionAssignments(ConsumerRebalanceListener):  # type: ignore[misc]  # 
     `on_partitions_assigned` runs, so a load that outlasts the session timeout (a busy or recovering store)
     gets the member expelled, its partitions move to the other instance, whose load expels it in turn: a
     rebalance storm that stopped reporting for minutes in the reliability run. A batch that arrives before
-    the load is done adopts its partitions itself (`OutcomeIntake._adopt`); records before a partition's
-    stored offset are skipped by the fold, so whichever comes first, nothing is counted twice or skipped.
+    the load is done adopts its partitions itself (`Reporting.adopt`); records before a partition's stored
+    offset are skipped by the fold, so whichever comes first, nothing is counted twice or skipped.
     """
 
     def __init__(
@@ -174,7 +174,7 @@ class PartitionAssignments(ConsumerRebalanceListener):  # type: ignore[misc]  # 
         try:
             resume = await projection.assign(partitions)
         except Exception:
-            # The handler adopts these partitions on their first batch (OutcomeIntake._adopt).
+            # The handler adopts these partitions on their first batch (Reporting.adopt).
             log.exception("loading assigned partitions failed", partitions=partitions)
             return
         assigned = consumer.assignment()

@@ -6,27 +6,29 @@
     GET /rankings?scope=national|<prov>[&kind=kota|kabupaten]   the barometer
     GET /regions.csv[?level=...]           every region with data, one flat row each
 
-Errors carry a message in Bahasa Indonesia and in English.
+Errors carry a message in Bahasa Indonesia and in English. The shapes of the answers (JSON rows, CSV columns)
+are the API's and live here; the figures in them come from the domain.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from typing import TYPE_CHECKING, Any, Literal, get_args
 from urllib.parse import parse_qs, unquote
 
 from faststream.asgi import AsgiResponse
 
-from services.reporting.domain import level_of
-from services.reporting.figures import to_csv
+from services.reporting.domain.counters import level_of
 from shared.regions import Level
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Coroutine
+    from collections.abc import Callable, Coroutine, Iterable, Mapping
 
     from faststream.asgi.types import ASGIApp, Receive, Scope, Send
 
-    from services.reporting.figures import Figures
+    from services.reporting.domain.figures import Figures, Ranked
     from shared.events import RegionAggregate
 
 LEVELS: tuple[str, ...] = get_args(Level)
@@ -56,6 +58,68 @@ def _summary(aggregate: RegionAggregate) -> dict[str, Any]:
         "rank_national": aggregate.rank_national,
         "href": f"/regions/{aggregate.region_code}",
     }
+
+
+def _ranked(row: Ranked) -> dict[str, Any]:
+    return {
+        "region_code": row.region_code,
+        "region_name": row.region_name,
+        "province_code": row.province_code,
+        "kind": "kota" if row.kota else "kabupaten",
+        "active": row.active,
+        "coverage": row.coverage.model_dump(mode="json"),
+        "rank_national": row.rank_national,
+        "rank_in_province": row.rank_in_province,
+    }
+
+
+def _flat(prefix: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    return {f"{prefix}_{key}": value for key, value in values.items()}
+
+
+def csv_row(aggregate: RegionAggregate) -> dict[str, Any]:
+    coverage = aggregate.coverage
+    return {
+        "region_code": aggregate.region_code,
+        "region_name": aggregate.region_name,
+        "level": aggregate.level,
+        "parent_code": aggregate.parent_code or "",
+        "as_of": aggregate.as_of.isoformat(),
+        "business_date": aggregate.business_date.isoformat() if aggregate.business_date else "",
+        "active": aggregate.active,
+        **_flat("enrollments", aggregate.enrollments),
+        **_flat("terminations", aggregate.terminations),
+        **_flat("reactivations", aggregate.reactivations),
+        **_flat("segment", aggregate.by_segment),
+        **_flat("category", aggregate.by_category),
+        **_flat("program", aggregate.by_program),
+        **_flat("funding_source", aggregate.by_funding_source),
+        **_flat("sex", aggregate.by_sex),
+        **_flat("age_band", aggregate.by_age_band),
+        **_flat("monthly_contributions_payer", aggregate.monthly_contributions_by_payer),
+        **_flat("monthly_contributions_funding_source", aggregate.monthly_contributions_by_funding_source),
+        **_flat("annual_contributions_funding_source", aggregate.annual_contributions_by_funding_source),
+        "rejections": aggregate.rejections,
+        "coverage_denominator": coverage.denominator if coverage else "",
+        "coverage_denominator_source": coverage.denominator_source if coverage else "",
+        "coverage_ratio": coverage.ratio if coverage else "",
+        "coverage_target_ratio": coverage.target_ratio if coverage and coverage.target_ratio is not None else "",
+        "coverage_distance_to_target": (
+            coverage.distance_to_target if coverage and coverage.distance_to_target is not None else ""
+        ),
+        "rank_in_province": aggregate.rank_in_province or "",
+        "rank_national": aggregate.rank_national or "",
+    }
+
+
+def to_csv(aggregates: Iterable[RegionAggregate]) -> str:
+    rows = [csv_row(a) for a in aggregates]
+    out = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    return out.getvalue()
 
 
 class RegionsApi:
@@ -154,6 +218,6 @@ class RegionsApi:
                 "as_of": figures.as_of,
                 "scope": scope,
                 "kind": kind,
-                "rankings": [{"position": i, **r.as_json()} for i, r in enumerate(rows, start=1)],
+                "rankings": [{"position": i, **_ranked(r)} for i, r in enumerate(rows, start=1)],
             }
         )

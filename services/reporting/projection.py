@@ -7,7 +7,9 @@ store's compare-and-set turns a second writer into ConcurrentWriteError). Partit
 are re-read from the store when their cursor moves (`refresh`), so the HTTP API and the published snapshots of
 any instance cover all partitions.
 
-The live service and the rebuild command use the same projection, so they produce the same figures.
+The live service (through service.py, which steers the consumer around it) and the rebuild command (which
+reads the topic itself) use the same projection, so they produce the same figures; that is why it is a module
+of its own and not part of the service.
 """
 
 from __future__ import annotations
@@ -15,48 +17,23 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import structlog
-from pydantic import ValidationError
 
-from services.reporting.domain import ConcurrentWriteError, Pending, add_into, fold
-from services.reporting.figures import ReadModel
-from shared.events import outcome_adapter
-from shared.privacy import scrub
+from services.reporting.domain.counters import add_into
+from services.reporting.domain.partitions import ConcurrentWriteError, Pending, fold
+from services.reporting.domain.read_model import ReadModel
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping, Sequence
 
-    from aiokafka import ConsumerRecord
-
-    from services.reporting.domain import Counters, PartitionChange, PartitionState, PartitionStore
+    from services.reporting.domain.counters import Counters
+    from services.reporting.domain.partitions import PartitionChange, PartitionState, PartitionStore
     from shared.events import Outcome
 
 
 log = structlog.get_logger("reporting")
-
-
-@dataclass(frozen=True)
-class Unreadable:
-    """Why a record is not an outcome event this service knows; it goes to the dead-letter topic."""
-
-    error_type: str
-    error: str
-
-
-def read_outcome(record: ConsumerRecord[Any, Any], max_bytes: int) -> Outcome | Unreadable:
-    value: bytes = record.value or b""
-    if len(value) > max_bytes:
-        return Unreadable("MessageTooLarge", f"{len(value)} bytes > {max_bytes}")
-    try:
-        return outcome_adapter.validate_json(value)
-    except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
-            for e in error.errors(include_url=False, include_input=False)
-        )
-        return Unreadable("SchemaInvalid", scrub(problems)[:2000])
 
 
 @dataclass(frozen=True)

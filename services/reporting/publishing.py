@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from services.reporting.domain import business_date
-from services.reporting.figures import CoveragePolicy, Figures, TargetStore
+from services.reporting.domain.counters import business_date
+from services.reporting.domain.figures import Figures
 from shared.events import RegionAggregate, RegionAggregateUpdated
-from shared.messaging import encode
+from shared.messaging import Keyed, publish_all
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
     from faststream.kafka import KafkaBroker
 
+    from services.reporting.domain.coverage import CoveragePolicy, TargetStore
     from services.reporting.projection import Projection
 
 log = structlog.get_logger("reporting")
@@ -56,13 +57,13 @@ class CoverageTargets:
 
 def snapshot_sender(broker: KafkaBroker, topic: str) -> Callable[[Sequence[RegionAggregate]], Awaitable[None]]:
     async def send(snapshots: Sequence[RegionAggregate]) -> None:
-        pending: list[asyncio.Future[Any]] = []
-        for snapshot in snapshots:
-            value, headers = encode(RegionAggregateUpdated(source=SOURCE, subject=snapshot.region_code, data=snapshot))
-            pending.append(
-                await broker.publish(value, topic, key=snapshot.region_code.encode(), headers=headers, no_confirm=True)
-            )
-        await asyncio.gather(*pending)
+        await publish_all(
+            broker,
+            (
+                Keyed.of(topic, s.region_code, RegionAggregateUpdated(source=SOURCE, subject=s.region_code, data=s))
+                for s in snapshots
+            ),
+        )
 
     return send
 

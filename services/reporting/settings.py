@@ -1,4 +1,8 @@
-"""Reporting settings: `REPORTING_` first, then the project-wide `LINDUNGI_` prefix."""
+"""Reporting settings: `REPORTING_` first, then the project-wide `LINDUNGI_` prefix.
+
+Only what differs from `ServiceSettings`: reporting's own defaults (larger batches, folded in memory) and its
+settings for the fold, the writes, the snapshots and coverage.
+"""
 
 from __future__ import annotations
 
@@ -19,11 +23,9 @@ class ReportingSettings(ServiceSettings):
     group_id: str = "lindungi-reporting"
     outcomes_topic: str = topics.ENROLLMENT_OUTCOMES.name
     region_aggregates_topic: str = topics.REGION_AGGREGATES.name
-    dead_letters_topic: str = topics.DEAD_LETTERS.name
-    create_topics: bool = True
 
-    batch_max_records: int = Field(default=2000, ge=1, le=50_000)
-    batch_timeout_ms: int = Field(default=200, ge=1)
+    batch_max_records: int = Field(default=2000, ge=1, le=50_000, description="records per consumed batch")
+    batch_timeout_ms: int = Field(default=200, ge=1, description="how long a batch waits to fill")
     dedupe_window: int = Field(
         default=10_000,
         ge=1,

@@ -7,7 +7,7 @@ Collections:
   Splitting a partition by province keeps each document small (the 16 MiB limit; FerretDB rewrites a whole
   document on every update) and a batch rewrites only the provinces it touched.
 - `partition_cursors`, one per (topic, partition): `{next_offset, recent}` where `recent` packs the dedupe
-  window (16-byte digests, oldest first).
+  window (8-byte digests, oldest first).
 - `targets`, one per region with official figures loaded by an operator.
 
 Every write is conditional on the offset that was read (compare-and-set), so a consumer that lost its
@@ -27,8 +27,8 @@ from urllib.parse import unquote
 from pymongo import ASCENDING, InsertOne, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from services.reporting.domain import Chunk, ConcurrentWriteError, PartitionState, RecentEvents
-from services.reporting.figures import Target
+from services.reporting.domain.coverage import Target
+from services.reporting.domain.partitions import Chunk, ConcurrentWriteError, PartitionState, RecentEvents
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -36,7 +36,8 @@ if TYPE_CHECKING:
     from pymongo import AsyncMongoClient
     from pymongo.asynchronous.collection import AsyncCollection
 
-    from services.reporting.domain import ChunkWrite, Counters, PartitionChange
+    from services.reporting.domain.counters import Counters
+    from services.reporting.domain.partitions import ChunkWrite, PartitionChange
 
 DUPLICATE_KEY = 11000
 Document = dict[str, Any]
@@ -64,7 +65,7 @@ def encode_counters(counters: Mapping[str, int]) -> dict[str, int]:
 
 def decode_leaves(leaves: Mapping[str, Mapping[str, int]]) -> dict[str, Counters]:
     return {
-        # Interned like the fold's names (domain.add_into): one copy of each name across leaves and partitions.
+        # Interned like the fold's names (domain.counters.add_into): one copy of each name across leaves and partitions.
         decode_leaf(leaf): {sys.intern(decode_counter(name)): int(value) for name, value in counters.items()}
         for leaf, counters in leaves.items()
     }

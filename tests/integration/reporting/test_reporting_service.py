@@ -23,7 +23,8 @@ from pymongo import AsyncMongoClient
 
 from services.reporting.app import service_topics
 from services.reporting.commands import topic_partitions
-from services.reporting.figures import CoveragePolicy, Figures
+from services.reporting.domain.coverage import CoveragePolicy
+from services.reporting.domain.figures import Figures
 from services.reporting.projection import Projection
 from services.reporting.settings import ReportingSettings
 from services.reporting.store import MongoReportingStore

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 
-from services.reporting.domain import (
+from services.reporting.domain.partitions import (
     Chunk,
     ConcurrentWriteError,
     PartitionChange,

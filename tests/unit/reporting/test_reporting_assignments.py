@@ -13,7 +13,7 @@ import asyncio
 
 from aiokafka import TopicPartition
 
-from services.reporting.domain import PartitionState
+from services.reporting.domain.partitions import PartitionState
 from services.reporting.handlers import PartitionAssignments
 from services.reporting.projection import Projection
 from tests.unit.reporting.memory_store import MemoryStore

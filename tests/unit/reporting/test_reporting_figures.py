@@ -10,17 +10,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.reporting.domain import ACTIVE, contribution_key
-from services.reporting.figures import (
-    CoveragePolicy,
-    Figures,
-    ReadModel,
-    Target,
-    TargetsFileError,
-    parse_targets,
-    suppress,
-    to_csv,
-)
+from services.reporting.domain.counters import ACTIVE, contribution_key
+from services.reporting.domain.coverage import CoveragePolicy, Target, TargetsFileError, parse_targets
+from services.reporting.domain.figures import Figures, suppress
+from services.reporting.domain.read_model import ReadModel
+from services.reporting.http import to_csv
 from services.reporting.store import decode_counter, decode_leaf, encode_counter, encode_leaf
 from shared.events import RegionAggregate
 from shared.regions import load_regions

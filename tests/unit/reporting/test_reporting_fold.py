@@ -13,17 +13,10 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.reporting.domain import (
-    ACTIVE,
-    RecentEvents,
-    business_date,
-    event_digest,
-    expired_periods,
-    flow_key,
-    leaf_of,
-    lineage,
-)
-from services.reporting.figures import CoveragePolicy, Figures
+from services.reporting.domain.counters import ACTIVE, business_date, expired_periods, flow_key, leaf_of, lineage
+from services.reporting.domain.coverage import CoveragePolicy
+from services.reporting.domain.figures import Figures
+from services.reporting.domain.partitions import RecentEvents, event_digest
 from services.reporting.projection import Projection
 from shared import events as ev
 from shared.regions import load_regions
