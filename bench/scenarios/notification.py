@@ -140,7 +140,7 @@ async def service_run(  # noqa: PLR0913 - one run's facts
         "NOTIFICATION_OUTCOMES_TOPIC": outcomes,
         "NOTIFICATION_AGGREGATES_TOPIC": h.name(run, "aggregates"),
         "NOTIFICATION_DELIVERIES_TOPIC": h.name(run, "deliveries"),
-        "NOTIFICATION_DEAD_LETTER_TOPIC": h.name(run, "notification", "deadletters"),
+        "NOTIFICATION_DEAD_LETTERS_TOPIC": h.name(run, "notification", "deadletters"),
         "NOTIFICATION_GROUP_ID": h.name(run, "notification"),
         "NOTIFICATION_MONGODB_DATABASE": h.name(run, "notification"),
         "NOTIFICATION_SEED_FILE": str(seed),
@@ -150,7 +150,7 @@ async def service_run(  # noqa: PLR0913 - one run's facts
     aggregates, deliveries = topics.REGION_AGGREGATES, topics.NOTIFICATION_DELIVERIES
     await h.kafka.create_topic(env["NOTIFICATION_AGGREGATES_TOPIC"], aggregates.partitions, aggregates.config)
     await h.kafka.create_topic(env["NOTIFICATION_DELIVERIES_TOPIC"], deliveries.partitions)
-    await h.kafka.create_topic(env["NOTIFICATION_DEAD_LETTER_TOPIC"], topics.DEAD_LETTERS.partitions)
+    await h.kafka.create_topic(env["NOTIFICATION_DEAD_LETTERS_TOPIC"], topics.DEAD_LETTERS.partitions)
     arrived = Deliveries()
     follower = Follower(h.kafka.bootstrap, env["NOTIFICATION_DELIVERIES_TOPIC"], arrived)
     await follower.start()

@@ -3,6 +3,10 @@
 The HTTP endpoints (`/subscriptions`, `/partners`), the `lindungi subscriptions` CLI (through those endpoints)
 and the seed file all go through these functions, so a region code that does not exist or an address that
 is not one never reaches the database.
+
+Application layer, like `service.py`, but kept apart from it: the notifier reacts to events and owns the
+ledger's flow, this module answers operators' requests; they share only the store, and together they would
+no longer read as one idea (nor fit in one module).
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from services.notification.domain import (
+from services.notification.domain.addresses import display_address
+from services.notification.domain.messages import (
     SUBSCRIBABLE_KINDS,
     DigestMode,
     Kind,
@@ -25,7 +30,6 @@ from services.notification.domain import (
     PartnerWebhook,
     Stakeholder,
     Subscription,
-    display_address,
 )
 from shared.events import DeliveryChannel
 from shared.regions import NATIONAL_CODE, load_regions

@@ -3,6 +3,7 @@
 A channel makes one attempt and says how it went: it returns on success, raises `TransientDeliveryError` when
 trying again may help (timeouts, connection errors, HTTP 5xx/429, SMTP 4xx) and `PermanentDeliveryError` when
 it cannot (HTTP 4xx, SMTP 5xx, no signing secret). Retrying, timing out and recording are the dispatcher's.
+`channels_for` builds them from the settings.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ import aiosmtplib
 import httpx
 
 from services.notification.signature import signed_headers
+from shared.events import DeliveryChannel
 
 if TYPE_CHECKING:
-    from shared.events import DeliveryChannel
+    from services.notification.settings import NotificationSettings
 
 USER_AGENT = "Lindungi-Notification/1"
 #: HTTP answers worth another attempt: timeouts, conflicts on an idempotency key in use, rate limits, 5xx.
@@ -210,3 +212,33 @@ class UnconfiguredChannel:
 
     async def send(self, outgoing: Outgoing, secret: str | None) -> None:  # noqa: ARG002
         raise PermanentDeliveryError(self._why)
+
+
+def channels_for(settings: NotificationSettings, http: httpx.AsyncClient) -> dict[DeliveryChannel, Channel]:
+    """Every channel as the settings configure it; SMS without a gateway fails each delivery visibly."""
+    password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
+    smtp = SmtpConfig(
+        host=settings.smtp_host,
+        port=settings.smtp_port,
+        security=settings.smtp_security,
+        username=settings.smtp_username,
+        password=password,
+        sender=settings.mail_from,
+        timeout=settings.send_timeout,
+    )
+    sms: Channel = UnconfiguredChannel("no SMS gateway configured (NOTIFICATION_SMS_GATEWAY_URL)")
+    if settings.sms_gateway_url and settings.sms_gateway_secret:
+        sms = SmsGatewayChannel(
+            http, settings.sms_gateway_url, settings.sms_gateway_secret.get_secret_value(), settings.sms_sender
+        )
+    return {
+        DeliveryChannel.EMAIL: EmailChannel(smtp),
+        DeliveryChannel.WEBHOOK: WebhookChannel(http),
+        DeliveryChannel.SMS: sms,
+    }
+
+
+def reachable(settings: NotificationSettings) -> frozenset[DeliveryChannel]:
+    """The channels a worker's message may take: without an SMS gateway a worker is told by e-mail only."""
+    sms = {DeliveryChannel.SMS} if settings.sms_gateway_url else set()
+    return frozenset({DeliveryChannel.EMAIL, DeliveryChannel.WEBHOOK, *sms})

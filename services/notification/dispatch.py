@@ -21,25 +21,21 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from services.notification.channels import Channel, DeliveryError, Outgoing, TransientDeliveryError
-from services.notification.domain import Audience, redact
-from shared.events import (
-    CloudEvent,
-    Delivery,
-    DeliveryChannel,
-    NotificationDelivered,
-    NotificationFailed,
-    utc_now,
-)
+from services.notification.domain.addresses import redact
+from services.notification.domain.deliveries import Settled, delivery_event
+from services.notification.domain.messages import Audience
+from shared.events import CloudEvent, DeliveryChannel, utc_now
 from shared.logging import get_logger
 
-log = get_logger(__name__)
+if TYPE_CHECKING:
+    from services.notification.settings import NotificationSettings
 
-Status = Literal["pending", "sent", "failed"]
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,23 +48,6 @@ class Claimed:
     recipient_id: str | None
     recipient_display: str
     attempts: int  # made before this claim (by an earlier run of this or another instance)
-
-
-@dataclass(frozen=True, slots=True)
-class Settled:
-    """A delivery that reached its end (`sent` or `failed`), as the deliveries topic reports it."""
-
-    delivery_id: str
-    source_event_id: str
-    kind: str
-    audience: Audience
-    recipient_id: str | None
-    recipient_display: str
-    channel: DeliveryChannel
-    status: Literal["sent", "failed"]
-    attempts: int
-    error: str | None
-    settled_at: datetime
 
 
 class Ledger(Protocol):
@@ -101,6 +80,17 @@ class RetryPolicy:
     jitter: float  # random seconds added to each wait, so failed deliveries do not retry in lockstep
     timeout: float  # one attempt
     lease: float  # how long a claim holds; renewed at every attempt
+
+    @classmethod
+    def of(cls, settings: NotificationSettings) -> RetryPolicy:
+        return cls(
+            max_attempts=settings.max_attempts,
+            initial=settings.retry_initial,
+            maximum=settings.retry_max,
+            jitter=settings.retry_jitter,
+            timeout=settings.send_timeout,
+            lease=settings.lease,
+        )
 
 
 @dataclass
@@ -144,26 +134,27 @@ class Lane:
                 self._addresses[address] = (slot, users - 1)
 
 
+def lanes_for(
+    settings: NotificationSettings, channels: Mapping[DeliveryChannel, Channel]
+) -> dict[DeliveryChannel, Lane]:
+    """A lane per channel with the settings' limits; only webhooks are limited per address (per endpoint)."""
+    concurrency = {
+        DeliveryChannel.EMAIL: settings.email_concurrency,
+        DeliveryChannel.WEBHOOK: settings.webhook_concurrency,
+        DeliveryChannel.SMS: settings.sms_concurrency,
+    }
+    return {
+        channel: Lane(
+            implementation,
+            concurrency[channel],
+            settings.channel_capacity,
+            per_address=settings.webhook_endpoint_concurrency if channel is DeliveryChannel.WEBHOOK else None,
+        )
+        for channel, implementation in channels.items()
+    }
+
+
 Publish = Callable[[CloudEvent[Any], str], Awaitable[None]]
-
-
-def delivery_event(settled: Settled, source: str) -> NotificationDelivered | NotificationFailed:
-    """The deliveries-topic event for a settled delivery; its id is fixed so a re-report is recognisable."""
-    data = Delivery(
-        delivery_id=settled.delivery_id,
-        source_event_id=settled.source_event_id,
-        kind=settled.kind,
-        recipient_kind=settled.audience.value,
-        recipient_id=settled.recipient_id if settled.audience is not Audience.WORKER else None,
-        recipient=settled.recipient_display,
-        channel=settled.channel,
-        attempts=settled.attempts,
-        error=settled.error,
-    )
-    common = {"id": f"{settled.delivery_id}.{settled.status}", "source": source, "time": settled.settled_at}
-    if settled.status == "sent":
-        return NotificationDelivered(subject=settled.kind, data=data, **common)
-    return NotificationFailed(subject=settled.kind, data=data, **common)
 
 
 class Dispatcher:

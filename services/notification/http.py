@@ -14,13 +14,14 @@ When `NOTIFICATION_ADMIN_TOKEN` is set, the POST and DELETE endpoints need `Auth
 from __future__ import annotations
 
 import hmac
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from faststream.asgi import AsgiResponse, HttpHandler, Request
 from faststream.asgi.types import Scope
 from pydantic import ValidationError
 
 from services.notification import admin
+from services.notification.admin import AdminStore
 from shared.runtime import json_response
 
 if TYPE_CHECKING:
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
     from faststream.asgi.types import ASGIApp
 
     from services.notification.service import Notifier
-    from services.notification.store import MongoNotificationStore
 
     Endpoint = Callable[[Scope, Request], Awaitable[AsgiResponse]]
 
@@ -50,20 +50,27 @@ def _invalid(error: ValidationError) -> AsgiResponse:
     return json_response({"errors": errors, "pesan": "permintaan tidak valid", "message": "invalid request"}, 422)
 
 
-class AdminApi:
-    """The endpoints; the store and the notifier are put in `state` by the app's lifespan."""
+class OperatorStore(AdminStore, Protocol):
+    async def list_deliveries(self, status: str | None, limit: int) -> list[dict[str, Any]]: ...
 
-    def __init__(self, state: dict[str, Any], admin_token: str | None) -> None:
-        self._state = state
+
+class AdminApi:
+    """The endpoints, over the store and the notifier the app's lifespan creates (asked for at each request)."""
+
+    def __init__(
+        self, store: Callable[[], OperatorStore], notifier: Callable[[], Notifier], admin_token: str | None
+    ) -> None:
+        self._store_of = store
+        self._notifier_of = notifier
         self._token = admin_token
 
     @property
-    def _store(self) -> MongoNotificationStore:
-        return self._state["store"]  # type: ignore[no-any-return]
+    def _store(self) -> OperatorStore:
+        return self._store_of()
 
     @property
     def _notifier(self) -> Notifier:
-        return self._state["notifier"]  # type: ignore[no-any-return]
+        return self._notifier_of()
 
     def _authorised(self, scope: Scope, request: Request) -> bool:
         if self._token is None or scope["method"] not in {"POST", "DELETE"}:

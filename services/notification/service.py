@@ -4,45 +4,96 @@ Each entry point reads what the rules need from the store, asks the domain who h
 messages, records them in the ledger (or in a digest), and hands the pending ones to the dispatcher without
 waiting for any channel. When an entry point returns, everything it decided is durable: the caller may
 commit its Kafka offset.
+
+The store is whatever implements `NotificationStore` (`store.MongoNotificationStore`); the records it takes
+and gives (`NewDelivery`, `Threshold`) are defined here, with it. `Schedule` runs the notifier's periodic
+work. Operators' requests (subscriptions, partners) have their own application module, `admin.py`.
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
-from services.notification.domain import (
-    Audience,
+from prometheus_client import Counter
+
+from services.notification.domain.coverage import (
     CoverageSnapshot,
-    DigestItem,
-    Message,
-    PartnerWebhook,
     RegionProgress,
-    Subscription,
-    digest_day_due,
-    digest_message,
-    escalation_scope,
-    jakarta_date,
-    messages_for_outcome,
     milestone_messages,
     newly_crossed,
-    outcome_regions,
-    scopes_covering,
     stagnation_messages,
 )
-from services.notification.store import NewDelivery, Threshold
+from services.notification.domain.digest import DigestItem, digest_day_due, digest_message, jakarta_date
+from services.notification.domain.messages import Audience, Message, PartnerWebhook, Subscription
+from services.notification.domain.outcomes import messages_for_outcome, outcome_regions
+from services.notification.domain.scope import escalation_scope, scopes_covering
 from shared.events import DeliveryChannel, Outcome, RequestRejected, utc_now
 from shared.logging import get_logger
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Sequence
+    from collections.abc import Awaitable, Callable, Iterable, Sequence
+
+    from prometheus_client import CollectorRegistry
 
     from services.notification.dispatch import Dispatcher
+    from services.notification.domain.deliveries import Settled
+    from services.notification.settings import NotificationSettings
     from services.notification.templates import Renderer
     from shared.regions import Regions
 
 log = get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class NewDelivery:
+    """A rendered notification about to be recorded as an intent (or, if undeliverable, as failed)."""
+
+    delivery_id: str
+    source_event_id: str
+    kind: str
+    audience: Audience
+    recipient_id: str | None
+    channel: DeliveryChannel
+    address: str | None
+    recipient_display: str
+    language: str
+    subject: str
+    text: str
+    payload: str | None
+    undeliverable: str | None = None
+    digest_items: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Threshold:
+    """A coverage threshold a region has reached, the snapshot that claimed it, and whether it was announced."""
+
+    threshold: int
+    event_id: str
+    announced: bool
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Notification's own counters, next to the per-message ones FastStream's middleware keeps."""
+
+    deliveries: Counter
+    batch_failures: Counter
+    stagnation_checks: Counter
+
+    @classmethod
+    def register(cls, registry: CollectorRegistry) -> Metrics:
+        return cls(
+            Counter("notification_deliveries", "settled deliveries", ["channel", "status", "kind"], registry=registry),
+            Counter("notification_batch_failures", "batches rewound after a failure", registry=registry),
+            Counter("notification_stagnation_checks", "stagnation checks completed", registry=registry),
+        )
+
+    def settled(self, delivery: Settled) -> None:
+        self.deliveries.labels(delivery.channel.value, delivery.status, delivery.kind).inc()
 
 
 class NotificationStore(Protocol):
@@ -79,6 +130,15 @@ class CoverageRules:
     stagnation_period: timedelta
     stagnation_levels: tuple[str, ...]
     digest_hour: int
+
+    @classmethod
+    def of(cls, settings: NotificationSettings) -> CoverageRules:
+        return cls(
+            thresholds=tuple(settings.milestone_thresholds),
+            stagnation_period=settings.stagnation_period,
+            stagnation_levels=tuple(settings.stagnation_levels),
+            digest_hour=settings.digest_hour,
+        )
 
 
 class Notifier:
@@ -255,3 +315,58 @@ class Notifier:
             summary=subject,
             occurred_at=datetime.fromisoformat(occurred) if isinstance(occurred, str) else self._clock(),
         )
+
+
+class Schedule:
+    """The notifier's clockwork: the dispatcher's sweeper, the daily digests and the stagnation check.
+
+    Started once the consumers run; stopped before they stop, the dispatcher handing its leases back.
+    """
+
+    def __init__(
+        self,
+        notifier: Notifier,
+        dispatcher: Dispatcher,
+        *,
+        digest_every: float,
+        stagnation_every: float,
+        checked: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._notifier = notifier
+        self._dispatcher = dispatcher
+        self._digest_every = digest_every
+        self._stagnation_every = stagnation_every
+        self._checked = checked  # counts the stagnation checks completed
+        self._digest_day: date | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        self._dispatcher.start()  # its first sweep resumes whatever a previous run left pending
+        self._tasks += [
+            asyncio.create_task(_every(self._digest_every, self._digest, "digest")),
+            asyncio.create_task(_every(self._stagnation_every, self._stagnation, "stagnation")),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        await self._dispatcher.stop()
+
+    async def _digest(self) -> None:
+        self._digest_day = await self._notifier.digest_if_due(self._digest_day)
+
+    async def _stagnation(self) -> None:
+        await self._notifier.check_stagnation()
+        self._checked()
+
+
+async def _every(seconds: float, job: Callable[[], Awaitable[object]], name: str) -> None:
+    """Run a periodic job forever; one failed round is logged and the next one tries again."""
+    while True:
+        try:
+            await job()
+        except Exception:
+            log.exception("periodic job failed", job=name)
+        await asyncio.sleep(seconds)

@@ -1,5 +1,7 @@
 """Notification settings: `NOTIFICATION_*` first, then the shared `LINDUNGI_*` (see shared/settings.py).
 
+Only what notification adds to `ServiceSettings`, or where its default differs.
+
 No secret has a default: webhook signing secrets belong to each partner and subscriber (kept sealed in the
 database), the SMS gateway's secret and the SMTP password come from the environment when those are used.
 """
@@ -14,7 +16,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings
-from shared.topics import DEAD_LETTERS, ENROLLMENT_OUTCOMES, NOTIFICATION_DELIVERIES, REGION_AGGREGATES
+from shared.topics import ENROLLMENT_OUTCOMES, NOTIFICATION_DELIVERIES, REGION_AGGREGATES
 
 
 class NotificationSettings(ServiceSettings):
@@ -29,13 +31,14 @@ class NotificationSettings(ServiceSettings):
     outcomes_topic: str = ENROLLMENT_OUTCOMES.name
     aggregates_topic: str = REGION_AGGREGATES.name
     deliveries_topic: str = NOTIFICATION_DELIVERIES.name
-    dead_letter_topic: str = DEAD_LETTERS.name
     auto_offset_reset: Literal["earliest", "latest"] = Field(
         default="earliest",
         description="where a new consumer group starts; `latest` when joining a system that has history",
     )
-    batch_max_records: int = Field(default=200, ge=1)
-    create_topics: bool = Field(default=True, description="create missing topics at start-up")
+    batch_max_records: int = Field(default=200, ge=1, description="records per consumed batch")
+    batch_timeout_ms: int = Field(
+        default=200, ge=1, description="milliseconds a batch waits to fill (FastStream's own default)"
+    )
 
     # E-mail (SMTP). The native demo points this at deploy/local/mailsink.py, compose at Mailpit.
     smtp_host: str = "127.0.0.1"

@@ -16,7 +16,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from services.notification.domain import Audience, Message
+from services.notification.domain.messages import Audience, Message
 from shared.events import DeliveryChannel
 from shared.privacy import scrub
 

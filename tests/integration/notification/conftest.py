@@ -218,7 +218,7 @@ class Notification:
             "NOTIFICATION_OUTCOMES_TOPIC": self.outcomes,
             "NOTIFICATION_AGGREGATES_TOPIC": self.aggregates,
             "NOTIFICATION_DELIVERIES_TOPIC": self.deliveries_topic,
-            "NOTIFICATION_DEAD_LETTER_TOPIC": self.dead_letters,
+            "NOTIFICATION_DEAD_LETTERS_TOPIC": self.dead_letters,
             "NOTIFICATION_MONGODB_DATABASE": self.database,
             "NOTIFICATION_GROUP_ID": f"notification-{self.unique}",
             "NOTIFICATION_SMTP_PORT": str(self.mail.port),

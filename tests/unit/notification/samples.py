@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from services.notification import domain as d
+from services.notification.domain.messages import SUBSCRIBABLE_KINDS, Stakeholder, Subscription
 from shared import events as ev
 
 NIK_MASKED = "3271**********01"
@@ -163,16 +163,16 @@ def aggregate(  # noqa: PLR0913, PLR0917 - every fact of a snapshot, each with a
     }
 
 
-def subscription(scope: str, sid: str | None = None, **changes: Any) -> d.Subscription:
+def subscription(scope: str, sid: str | None = None, **changes: Any) -> Subscription:
     """A regional government hearing about everything in `scope` by e-mail, in Indonesian, immediately."""
     fields: dict[str, Any] = {
         "subscription_id": sid or f"sub-{scope}",
         "name": f"Pemda {scope}",
-        "stakeholder": d.Stakeholder.REGIONAL_GOVERNMENT,
+        "stakeholder": Stakeholder.REGIONAL_GOVERNMENT,
         "scope": scope,
-        "kinds": frozenset(d.SUBSCRIBABLE_KINDS),
+        "kinds": frozenset(SUBSCRIBABLE_KINDS),
         "channel": ev.DeliveryChannel.EMAIL,
         "address": f"pemda-{scope}@example.go.id",
     }
     fields.update(changes)
-    return d.Subscription(**fields)
+    return Subscription(**fields)

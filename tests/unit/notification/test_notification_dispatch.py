@@ -13,8 +13,9 @@ from datetime import datetime
 from typing import Any, Literal
 
 from services.notification.channels import Outgoing, PermanentDeliveryError, TransientDeliveryError
-from services.notification.dispatch import Claimed, Dispatcher, Lane, RetryPolicy, Settled
-from services.notification.domain import Audience
+from services.notification.dispatch import Claimed, Dispatcher, Lane, RetryPolicy
+from services.notification.domain.deliveries import Settled
+from services.notification.domain.messages import Audience
 from shared.events import CloudEvent, DeliveryChannel, NotificationFailed, utc_now
 
 POLICY = RetryPolicy(max_attempts=3, initial=0.01, maximum=0.02, jitter=0.0, timeout=0.5, lease=5)

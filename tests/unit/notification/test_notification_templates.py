@@ -7,7 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.notification import domain as d
+from services.notification.domain.coverage import RegionProgress, milestone_messages, read_coverage, stagnation_messages
+from services.notification.domain.digest import DigestItem, digest_message
+from services.notification.domain.messages import Kind, Message, PartnerWebhook
+from services.notification.domain.outcomes import messages_for_outcome, worker_messages
 from services.notification.templates import Renderer, long_date, rupiah
 from shared import events as ev
 from shared.privacy import NIK_PATTERN
@@ -18,13 +21,13 @@ REGIONS = load_regions()
 RENDERER = Renderer()
 
 
-def render(message: d.Message) -> tuple[str, str]:
+def render(message: Message) -> tuple[str, str]:
     rendered = RENDERER.render(message)
     return rendered.subject, rendered.text
 
 
 def test_the_worker_confirmation_in_indonesian() -> None:
-    email = d.worker_messages(samples.registered(), REGIONS)[0]
+    email = worker_messages(samples.registered(), REGIONS)[0]
     subject, text = render(email)
     assert subject == "Anda terdaftar sebagai peserta BPJS Ketenagakerjaan"
     assert "NIK 3271**********01" in text
@@ -41,7 +44,7 @@ def test_the_worker_confirmation_in_english_with_several_payers() -> None:
         contributions=samples.contributions(shares),
         contact=ev.Contact(email="budi@example.org", language="en"),
     )
-    [email] = d.worker_messages(samples.registered(worker), REGIONS)
+    [email] = worker_messages(samples.registered(worker), REGIONS)
     _, text = render(email)
     assert (
         "Contribution Rp405,000 a month, paid by your employer (Rp300,000), you (Rp100,000) "
@@ -54,7 +57,7 @@ def test_the_worker_confirmation_in_english_with_several_payers() -> None:
 def test_every_worker_kind_renders_in_both_languages(kind: str, language: str) -> None:
     worker = samples.participant(contact=ev.Contact(email="siti@example.org", language=language))
     event = getattr(samples, kind)(worker)
-    [email] = d.worker_messages(event, REGIONS)
+    [email] = worker_messages(event, REGIONS)
     subject, text = render(email)
     assert subject
     assert "3271**********01" in text
@@ -65,16 +68,14 @@ def test_every_worker_kind_renders_in_both_languages(kind: str, language: str) -
 def test_stakeholder_milestone_stagnation_digest_and_rejection_texts_render(language: str) -> None:
     sub = samples.subscription("32", language=language)
     now = datetime(2026, 3, 1, tzinfo=UTC)
-    participant_event = d.messages_for_outcome(
-        samples.registered(samples.participant(contact=None)), [sub], {}, REGIONS
-    )
-    rejection = [m for m in d.messages_for_outcome(samples.rejected(), [sub], {}, REGIONS) if m.template]
-    snapshot = d.read_coverage(json.dumps(samples.aggregate(ratio=0.62, target_ratio=0.8)))
-    milestone = d.milestone_messages(snapshot, [50, 75], [sub], REGIONS)
-    stalled = d.RegionProgress("32.01", "Kabupaten Bogor", "regency/city", 0.2, now - timedelta(days=45))
-    stagnant = d.stagnation_messages(stalled, now, timedelta(days=30), [sub], REGIONS)
-    item = d.DigestItem("i1", sub.subscription_id, d.Kind.PARTICIPANT_REGISTERED, "e1", "a line", now)
-    digest = d.digest_message(sub, now.date(), [item])
+    participant_event = messages_for_outcome(samples.registered(samples.participant(contact=None)), [sub], {}, REGIONS)
+    rejection = [m for m in messages_for_outcome(samples.rejected(), [sub], {}, REGIONS) if m.template]
+    snapshot = read_coverage(json.dumps(samples.aggregate(ratio=0.62, target_ratio=0.8)))
+    milestone = milestone_messages(snapshot, [50, 75], [sub], REGIONS)
+    stalled = RegionProgress("32.01", "Kabupaten Bogor", "regency/city", 0.2, now - timedelta(days=45))
+    stagnant = stagnation_messages(stalled, now, timedelta(days=30), [sub], REGIONS)
+    item = DigestItem("i1", sub.subscription_id, Kind.PARTICIPANT_REGISTERED, "e1", "a line", now)
+    digest = digest_message(sub, now.date(), [item])
     assert digest is not None
     for message in [*participant_event, *rejection, *milestone, *stagnant, digest]:
         subject, text = render(message)
@@ -91,16 +92,16 @@ def test_a_nik_that_slips_into_the_facts_is_masked_in_every_output() -> None:
     )
     event = samples.rejected(reasons=[reason])
     sub = samples.subscription("32", channel=ev.DeliveryChannel.WEBHOOK, address="https://dprd.example/hook")
-    for message in d.messages_for_outcome(
-        event, [sub], {"bogor-hr": d.PartnerWebhook("bogor-hr", "https://x.example")}, REGIONS
+    for message in messages_for_outcome(
+        event, [sub], {"bogor-hr": PartnerWebhook("bogor-hr", "https://x.example")}, REGIONS
     ):
         rendered = RENDERER.render(message)
         assert not NIK_PATTERN.search(rendered.subject + rendered.text + (rendered.payload or ""))
 
 
 def test_a_partner_payload_is_json_with_the_delivery_id_it_is_signed_under() -> None:
-    [message] = d.messages_for_outcome(
-        samples.rejected(), [], {"bogor-hr": d.PartnerWebhook("bogor-hr", "https://x.example")}, REGIONS
+    [message] = messages_for_outcome(
+        samples.rejected(), [], {"bogor-hr": PartnerWebhook("bogor-hr", "https://x.example")}, REGIONS
     )
     payload = json.loads(RENDERER.render(message).payload or "")
     assert payload["type"] == "request.rejected"
