@@ -24,13 +24,13 @@ from pymongo import AsyncMongoClient
 
 from services.registration.domain.decisions import (
     Context,
-    ParticipantRecord,
     Partner,
     decide,
     nik_of,
     participant_id,
     partner_id_of,
 )
+from services.registration.store import participant_document, participant_from_document
 from shared.crypto import Sealer
 from shared.events import partner_request_adapter
 from shared.messaging import encode
@@ -61,11 +61,11 @@ def build(env: dict[str, str]) -> FastStream:
         event = partner_request_adapter.validate_json(message.body)
         pid = participant_id(nik_of(event), event.data.segment, secret)
         stored = await participants.find_one({"_id": pid})
-        current = ParticipantRecord.from_document(stored) if stored is not None else None
+        current = participant_from_document(stored) if stored is not None else None
         decision = decide(event, partners.get(partner_id_of(event.source)), current, ctx)
         after = decision.participant
         if after is not None:
-            document = after.to_document()
+            document = participant_document(after)
             if after.nik is not None:
                 document["nik_sealed"] = sealer.seal(after.nik.encode(), pid.encode())
             if current is None:

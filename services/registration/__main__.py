@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from services.registration.app import create_app
 from services.registration.settings import RegistrationSettings
-from shared.logging import configure_logging
-from shared.runtime import serve
+from shared.runtime import run_service
 
 
 def main() -> None:
-    settings = RegistrationSettings()  # secrets come from the environment
-    configure_logging("registration", settings.log_level, settings.log_format)
-    serve(create_app(settings), settings.http_host, settings.http_port)
+    run_service("registration", RegistrationSettings(), create_app)  # secrets come from the environment
 
 
 if __name__ == "__main__":

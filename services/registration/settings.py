@@ -1,4 +1,7 @@
-"""Registration settings: `REGISTRATION_` first, then the project-wide `LINDUNGI_` prefix."""
+"""Registration settings: `REGISTRATION_` first, then the project-wide `LINDUNGI_` prefix.
+
+Only what differs from `ServiceSettings` (shared/settings.py) is declared here.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +22,6 @@ class RegistrationSettings(ServiceSettings):
     group_id: str = "lindungi-registration"
     requests_topic: str = topics.ENROLLMENT_REQUESTS.name
     outcomes_topic: str = topics.ENROLLMENT_OUTCOMES.name
-    dead_letters_topic: str = topics.DEAD_LETTERS.name
     partner_outcome_topics: bool = Field(
         default=False,
         description="also publish each outcome to lindungi.partner.<id>.outcomes.v1 (production ACL profile)",
@@ -33,8 +35,6 @@ class RegistrationSettings(ServiceSettings):
         "so larger batches go faster (500 -> 2000: 530 -> 632 requests/s in bench/); a backlog fills them, "
         "a trickle does not wait for them",
     )
-    batch_timeout_ms: int = Field(default=100, ge=1)
-    create_topics: bool = True
     admin_token: SecretStr | None = Field(
         default=None, description="when set, `POST /partners` needs `Authorization: Bearer <token>`"
     )

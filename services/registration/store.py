@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -23,12 +24,112 @@ from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from services.registration.domain.decisions import Decision, ParticipantRecord, Partner
+from services.registration.domain.participation import Decision, HistoryEntry, ParticipantRecord, Partner
 from shared.crypto import Sealer
+from shared.events import Participant, ParticipantStatus, RequestAction, outcome_adapter
 
 DUPLICATE_KEY = 11000
 
 Document = dict[str, Any]
+
+
+# --- documents in and out ------------------------------------------------------------------------------------
+# The shapes below are what existing databases hold: change them only with a migration.
+
+
+def partner_document(partner: Partner) -> Document:
+    document = partner.model_dump(mode="json")
+    return {"_id": document.pop("partner_id"), **document}
+
+
+def partner_from_document(document: Document) -> Partner:
+    fields = {k: v for k, v in document.items() if k != "_id"}
+    return Partner.model_validate({**fields, "partner_id": document["_id"]})
+
+
+def participant_document(record: ParticipantRecord) -> Document:
+    """Scalars a reader or an index needs stay fields; the rest is one JSON string, because FerretDB converts
+    every nested field on write (a nested participant costs about four times a flat one). The sealed NIK is
+    added by the writer."""
+    return {
+        "_id": record.participant_id,
+        "nik_hash": record.nik_hash,
+        "version": record.version,
+        "status": record.status.value,
+        "segment": record.snapshot.segment.value,
+        "region_code": record.snapshot.region_code,
+        "state": record.model_dump_json(exclude={"nik", "nik_sealed"}),
+    }
+
+
+def participant_from_document(document: Document) -> ParticipantRecord:
+    record = ParticipantRecord.model_validate_json(document["state"])
+    return record.model_copy(update={"nik_sealed": document.get("nik_sealed")})
+
+
+def history_document(entry: HistoryEntry) -> Document:
+    """A history entry, keyed by its request so that a replay inserts it once."""
+    return {
+        "_id": entry.request_key,
+        "participant_id": entry.participant_id,
+        "version": entry.version,
+        "action": entry.action.value,
+        "status": entry.status.value,
+        "partner_id": entry.partner_id,
+        "request_id": entry.request_id,
+        "request_event_id": entry.request_event_id,
+        "requested_at": entry.requested_at.isoformat(),
+        "decided_at": entry.decided_at.isoformat(),
+        "snapshot": entry.snapshot_json,
+    }
+
+
+def history_from_document(document: Document) -> HistoryEntry:
+    return HistoryEntry(
+        request_key=document["_id"],
+        participant_id=document["participant_id"],
+        version=document["version"],
+        action=RequestAction(document["action"]),
+        status=ParticipantStatus(document["status"]),
+        partner_id=document["partner_id"],
+        request_id=document["request_id"],
+        request_event_id=document["request_event_id"],
+        requested_at=datetime.fromisoformat(document["requested_at"]),
+        decided_at=datetime.fromisoformat(document["decided_at"]),
+        snapshot=Participant.model_validate_json(document["snapshot"]),
+    )
+
+
+def log_entry(decision: Decision, participant_state: str | None = None) -> Document:
+    """The request-log entry; `participant_state` is the participant as the store keeps it (its NIK sealed),
+    when the store has serialised it already. Nested values are JSON strings, as in `participant_document`."""
+    participant = decision.participant
+    if participant_state is None and participant is not None:
+        participant_state = participant.model_dump_json(exclude={"nik"})
+    history = decision.history
+    return {
+        "_id": decision.key,
+        "outcome": decision.outcome_json,
+        "outcome_key": decision.outcome_key,
+        "partner_id": decision.partner_id,
+        "participant": participant_state,
+        "history": None if history is None else json.dumps(history_document(history)),
+        "warnings": list(decision.warnings),
+    }
+
+
+def decision_from_log_entry(document: Document) -> Decision:
+    participant = document.get("participant")
+    history = document.get("history")
+    return Decision(
+        key=document["_id"],
+        outcome=outcome_adapter.validate_json(document["outcome"]),
+        outcome_key=document["outcome_key"],
+        partner_id=document["partner_id"],
+        participant=None if participant is None else ParticipantRecord.model_validate_json(participant),
+        history=None if history is None else history_from_document(json.loads(history)),
+        warnings=tuple(document.get("warnings", ())),
+    )
 
 
 def _ignore_duplicates(error: BulkWriteError) -> None:
@@ -62,10 +163,10 @@ class MongoRegistrationStore:
     # --- partners ----------------------------------------------------------------------------------------
 
     async def load_partners(self) -> dict[str, Partner]:
-        return {doc["_id"]: Partner.from_document(doc) async for doc in self.partners.find({})}
+        return {doc["_id"]: partner_from_document(doc) async for doc in self.partners.find({})}
 
     async def upsert_partner(self, partner: Partner) -> None:
-        document = partner.to_document()
+        document = partner_document(partner)
         try:
             await self.partners.replace_one({"_id": partner.partner_id}, document, upsert=True)
         except DuplicateKeyError:
@@ -81,11 +182,11 @@ class MongoRegistrationStore:
 
     async def recorded(self, keys: Iterable[str]) -> dict[str, Decision]:
         """Decisions already taken for these request keys (the idempotency record)."""
-        return {doc["_id"]: Decision.from_document(doc) for doc in await self._by_ids(self.requests, keys)}
+        return {doc["_id"]: decision_from_log_entry(doc) for doc in await self._by_ids(self.requests, keys)}
 
     async def participations(self, participant_ids: Iterable[str]) -> dict[str, ParticipantRecord]:
         docs = await self._by_ids(self.participants, participant_ids)
-        return {doc["_id"]: ParticipantRecord.from_document(doc) for doc in docs}
+        return {doc["_id"]: participant_from_document(doc) for doc in docs}
 
     # --- writes for a batch ------------------------------------------------------------------------------
 
@@ -106,7 +207,7 @@ class MongoRegistrationStore:
                 # A replay from the log must still be able to keep the NIK (sealed) with the participant.
                 sealed = self._sealer.seal(after.nik.encode(), after.participant_id.encode())
                 state = after.model_copy(update={"nik_sealed": sealed}).model_dump_json(exclude={"nik"})
-            documents.append({**decision.to_document(state), "recorded_at": now})
+            documents.append({**log_entry(decision, state), "recorded_at": now})
         try:
             await self.requests.insert_many(documents, ordered=False)
         except BulkWriteError as error:
@@ -142,7 +243,9 @@ class MongoRegistrationStore:
                     await self._set_if_newer(inserts[failed["index"]])
 
     async def _write_history(self, decisions: Sequence[Decision]) -> None:
-        history = [d.history for d in decisions if d.participant is not None and d.history is not None]
+        history = [
+            history_document(d.history) for d in decisions if d.participant is not None and d.history is not None
+        ]
         if history:
             try:
                 await self.history.insert_many(history, ordered=False)
@@ -173,7 +276,7 @@ class MongoRegistrationStore:
                 sealed.setdefault(pid, after.nik_sealed)
         states = []
         for pid, after in latest.items():
-            document = after.to_document()
+            document = participant_document(after)
             if pid in sealed:
                 document["nik_sealed"] = sealed[pid]
             states.append((document, pid in created))

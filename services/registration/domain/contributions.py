@@ -1,8 +1,9 @@
 """Monthly contributions (iuran): how much, for which program, and who pays it.
 
-Every figure lives in `rates.toml` beside this module, each with its effective date and regulation; this
-module holds only the arithmetic. Amounts are computed with `Decimal` and each line (one program, one payer)
-is rounded to whole Rupiah, half up, so that `by_program`, `by_payer` and `total` add up exactly.
+Every figure lives in `rates.toml` beside this module (read and validated by `rates`), each with its
+effective date and regulation; this module holds only the arithmetic. Amounts are computed with `Decimal`
+and each line (one program, one payer) is rounded to whole Rupiah, half up, so that `by_program`, `by_payer`
+and `total` add up exactly.
 
 Who pays what (`shared.events.Payer`):
 - PU (Penerima Upah): the employer's share goes to the EMPLOYER, or to the FUNDER when the funding source is a
@@ -28,279 +29,42 @@ The calculator trusts its input: run the rules first. Terms it cannot compute at
 
 from __future__ import annotations
 
-import itertools
-import tomllib
-from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
-from functools import cache
-from importlib import resources
-from typing import TYPE_CHECKING, Annotated, Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
-
-from shared.events import (
-    Contributions,
-    Employer,
-    EmployerSize,
-    FundingSource,
-    Payer,
-    Program,
-    RiskLevel,
-    Segment,
+from services.registration.domain.rates import (
+    PmiRates,
+    RateNotInForceError,
+    RateTable,
+    Tier,
+    in_force,
+    load_rate_table,
 )
+from shared.events import Contributions, Employer, FundingSource, Payer, Program, Segment
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from datetime import date
 
-RATES_FILE = "rates.toml"
+# The rate file's loader and errors are part of what a caller of the calculator needs.
+__all__ = [
+    "ContributionTerms",
+    "IncompleteTermsError",
+    "RateNotInForceError",
+    "RateTable",
+    "calculate",
+    "funding_payer",
+    "load_rate_table",
+    "placement_amount",
+    "tiered",
+]
+
 _HUNDRED = Decimal(100)
 _ONE = Decimal(1)
 
 
-class RateNotInForceError(LookupError):
-    """No version of a rate was in force on the date asked for."""
-
-
 class IncompleteTermsError(ValueError):
     """The terms lack a figure the contribution is computed from (the rules would have rejected them)."""
-
-
-# --- The rate file -----------------------------------------------------------------------------------------
-
-Percent = Annotated[Decimal, Field(ge=0, le=100)]
-Amount = Annotated[Decimal, Field(ge=0)]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class RateVersion(_Model):
-    effective_from: date
-    regulation: str = Field(min_length=1)
-    unverified: tuple[str, ...] = ()
-    note: str | None = None
-
-
-class JkkRates(RateVersion):
-    """JKK for PU, percent of the wage by the workplace's risk level."""
-
-    very_low: Percent
-    low: Percent
-    medium: Percent
-    high: Percent
-    very_high: Percent
-
-    def percent(self, risk: RiskLevel) -> Decimal:
-        rates: dict[RiskLevel, Decimal] = {
-            RiskLevel.VERY_LOW: self.very_low,
-            RiskLevel.LOW: self.low,
-            RiskLevel.MEDIUM: self.medium,
-            RiskLevel.HIGH: self.high,
-            RiskLevel.VERY_HIGH: self.very_high,
-        }
-        return rates[risk]
-
-
-class SharedRate(RateVersion):
-    """A PU rate split between employer and worker, percent of the wage."""
-
-    employer: Percent
-    worker: Percent
-
-
-class WageCeiling(RateVersion):
-    amount: Amount
-
-
-class JkpRates(RateVersion):
-    central_government: Percent
-    from_jkk: Percent
-    from_jkm: Percent
-    wage_cap: Amount
-
-
-class BpuRates(RateVersion):
-    minimum_declared_income: Amount
-    jkk: Percent
-    jkm_amount: Amount
-    jht: Percent
-
-
-class Tier(_Model):
-    over: Amount
-    percent: Percent
-
-
-def _tiers(tiers: tuple[Tier, ...]) -> tuple[Tier, ...]:
-    if not tiers or tiers[0].over != 0:
-        raise ValueError("the first tier must start at 0")
-    if any(a.over >= b.over for a, b in itertools.pairwise(tiers)):
-        raise ValueError("tiers must be listed by ascending `over`")
-    return tiers
-
-
-Tiers = Annotated[tuple[Tier, ...], AfterValidator(_tiers)]
-
-
-class JakonRates(RateVersion):
-    jkk_tiers: Tiers
-    jkm_tiers: Tiers
-
-
-class Package(_Model):
-    months: int = Field(ge=1)
-    amount: Amount
-
-
-def _packages(packages: tuple[Package, ...]) -> tuple[Package, ...]:
-    if not packages:
-        raise ValueError("at least one placement package is needed")
-    return tuple(sorted(packages, key=lambda p: p.months))
-
-
-class PmiRates(RateVersion):
-    pre_departure: Amount
-    placement: Annotated[tuple[Package, ...], AfterValidator(_packages)]
-    extension_per_month: Amount
-    jkk_share: Percent
-    jht_amount: Amount
-
-
-V = TypeVar("V", bound=RateVersion)
-
-
-def _chronological(versions: tuple[V, ...]) -> tuple[V, ...]:
-    if not versions:
-        raise ValueError("at least one version is needed")
-    ordered = tuple(sorted(versions, key=lambda v: v.effective_from))
-    dates = [v.effective_from for v in ordered]
-    if len(set(dates)) != len(dates):
-        raise ValueError("two versions share an effective_from date")
-    return ordered
-
-
-def _in_force(versions: Sequence[V], on: date, what: str) -> V:
-    for version in reversed(versions):  # a handful of versions: a scan beats a bisect in clarity
-        if version.effective_from <= on:
-            return version
-    raise RateNotInForceError(f"no {what} rate in force on {on.isoformat()}")
-
-
-class PuRates(_Model):
-    jkk: Annotated[tuple[JkkRates, ...], AfterValidator(_chronological)]
-    jkm: Annotated[tuple[SharedRate, ...], AfterValidator(_chronological)]
-    jht: Annotated[tuple[SharedRate, ...], AfterValidator(_chronological)]
-    jp: Annotated[tuple[SharedRate, ...], AfterValidator(_chronological)]
-    jp_wage_ceiling: Annotated[tuple[WageCeiling, ...], AfterValidator(_chronological)]
-    jkp: Annotated[tuple[JkpRates, ...], AfterValidator(_chronological)]
-
-
-class ProgramRule(_Model):
-    """Which programs a segment (and, for PU, an employer size) must join and may join; the rest it cannot."""
-
-    mandatory: frozenset[Program]
-    optional: frozenset[Program] = frozenset()
-
-    @property
-    def offered(self) -> frozenset[Program]:
-        return self.mandatory | self.optional
-
-
-class PuProgramRules(_Model):
-    micro: ProgramRule
-    small: ProgramRule
-    medium: ProgramRule
-    large: ProgramRule
-
-    def for_size(self, size: EmployerSize) -> ProgramRule:
-        rules: dict[EmployerSize, ProgramRule] = {
-            EmployerSize.MICRO: self.micro,
-            EmployerSize.SMALL: self.small,
-            EmployerSize.MEDIUM: self.medium,
-            EmployerSize.LARGE: self.large,
-        }
-        return rules[size]
-
-
-class ProgramTable(_Model):
-    """Perpres 109/2013 art. 6: mandatory, optional and (by omission) not offered programs."""
-
-    regulation: str
-    unverified: tuple[str, ...] = ()
-    pu: PuProgramRules
-    bpu: ProgramRule
-    jakon: ProgramRule
-    pmi: ProgramRule
-
-    def rule(self, segment: Segment, employer_size: EmployerSize | None = None) -> ProgramRule:
-        """The rule for a segment. For PU without a known employer size, only what holds for every size:
-        the programs mandatory for all sizes, and everything offered to any size."""
-        if segment == Segment.PU:
-            if employer_size is not None:
-                return self.pu.for_size(employer_size)
-            sizes = [self.pu.for_size(size) for size in EmployerSize]
-            mandatory = frozenset.intersection(*(r.mandatory for r in sizes))
-            offered = frozenset.union(*(r.offered for r in sizes))
-            return ProgramRule(mandatory=mandatory, optional=offered - mandatory)
-        return {Segment.BPU: self.bpu, Segment.JAKON: self.jakon, Segment.PMI: self.pmi}[segment]
-
-
-class Policy(_Model):
-    apbd_pays_worker_share: bool = False
-
-
-class RateTable(_Model):
-    """The whole rate file, validated: a typo in a key or a negative rate fails at load, not at month end."""
-
-    version: str = Field(min_length=1)
-    pu: PuRates
-    bpu: Annotated[tuple[BpuRates, ...], AfterValidator(_chronological)]
-    jakon: Annotated[tuple[JakonRates, ...], AfterValidator(_chronological)]
-    pmi: Annotated[tuple[PmiRates, ...], AfterValidator(_chronological)]
-    programs: ProgramTable
-    policy: Policy = Policy()
-
-    @classmethod
-    def from_toml(cls, text: str) -> RateTable:
-        """Parse a rate file; numbers become exact decimals (0.24 stays 0.24, not 0.2399...)."""
-        return cls.model_validate(tomllib.loads(text, parse_float=Decimal))
-
-    def bpu_in_force(self, on: date) -> BpuRates:
-        return _in_force(self.bpu, on, "BPU")
-
-    def in_force_for(self, segment: Segment, programs: Sequence[Program], on: date) -> bool:
-        """Whether every rate these terms need has a version in force on `on`."""
-        try:
-            if segment == Segment.PU:
-                _in_force(self.pu.jkk, on, "JKK")
-                _in_force(self.pu.jkm, on, "JKM")
-                if Program.JHT in programs:
-                    _in_force(self.pu.jht, on, "JHT")
-                if Program.JP in programs:
-                    _in_force(self.pu.jp, on, "JP")
-                    _in_force(self.pu.jp_wage_ceiling, on, "JP wage ceiling")
-                if Program.JKP in programs:
-                    _in_force(self.pu.jkp, on, "JKP")
-            elif segment == Segment.BPU:
-                _in_force(self.bpu, on, "BPU")
-            elif segment == Segment.JAKON:
-                _in_force(self.jakon, on, "JAKON")
-            else:
-                _in_force(self.pmi, on, "PMI")
-        except RateNotInForceError:
-            return False
-        return True
-
-
-@cache
-def load_rate_table() -> RateTable:
-    """The packaged rate file, read once per process."""
-    text = resources.files("services.registration.domain").joinpath(RATES_FILE).read_text(encoding="utf-8")
-    return RateTable.from_toml(text)
-
-
-# --- The calculation ---------------------------------------------------------------------------------------
 
 
 class ContributionTerms(Protocol):
@@ -389,10 +153,10 @@ def _pu(terms: ContributionTerms, programs: frozenset[Program], on: date, table:
     public_funder = employer is Payer.FUNDER
     worker = Payer.FUNDER if public_funder and table.policy.apbd_pays_worker_share else Payer.WORKER
 
-    jkk = _rupiah(_percent_of(wage, _in_force(pu.jkk, on, "JKK").percent(terms.employer.jkk_risk)))
-    jkm = _rupiah(_percent_of(wage, _in_force(pu.jkm, on, "JKM").employer))
+    jkk = _rupiah(_percent_of(wage, in_force(pu.jkk, on, "JKK").percent(terms.employer.jkk_risk)))
+    jkm = _rupiah(_percent_of(wage, in_force(pu.jkm, on, "JKM").employer))
     if Program.JKP in programs:
-        jkp = _in_force(pu.jkp, on, "JKP")
+        jkp = in_force(pu.jkp, on, "JKP")
         base = min(wage, jkp.wage_cap)
         moved_from_jkk = _rupiah(_percent_of(base, jkp.from_jkk))
         moved_from_jkm = _rupiah(_percent_of(base, jkp.from_jkm))
@@ -405,12 +169,12 @@ def _pu(terms: ContributionTerms, programs: frozenset[Program], on: date, table:
     if Program.JKM in programs:
         ledger.add(Program.JKM, employer, jkm)
     if Program.JHT in programs:
-        jht = _in_force(pu.jht, on, "JHT")
+        jht = in_force(pu.jht, on, "JHT")
         ledger.add(Program.JHT, employer, _rupiah(_percent_of(wage, jht.employer)))
         ledger.add(Program.JHT, worker, _rupiah(_percent_of(wage, jht.worker)))
     if Program.JP in programs:
-        jp = _in_force(pu.jp, on, "JP")
-        base = min(wage, _in_force(pu.jp_wage_ceiling, on, "JP wage ceiling").amount)
+        jp = in_force(pu.jp, on, "JP")
+        base = min(wage, in_force(pu.jp_wage_ceiling, on, "JP wage ceiling").amount)
         ledger.add(Program.JP, employer, _rupiah(_percent_of(base, jp.employer)))
         ledger.add(Program.JP, worker, _rupiah(_percent_of(base, jp.worker)))
 
@@ -445,7 +209,7 @@ def _jakon(terms: ContributionTerms, programs: frozenset[Program], on: date, tab
         raise IncompleteTermsError("JAKON needs a contract value")
     value = Decimal(terms.contract_value)
     months = Decimal(terms.contract_months or 1)
-    rates = _in_force(table.jakon, on, "JAKON")
+    rates = in_force(table.jakon, on, "JAKON")
     payer = funding_payer(terms.funding_source)
     if Program.JKK in programs:
         ledger.add(Program.JKK, payer, _rupiah(tiered(value, rates.jkk_tiers) / months))
@@ -466,7 +230,7 @@ def placement_amount(months: int, rates: PmiRates) -> Decimal:
 def _pmi(terms: ContributionTerms, programs: frozenset[Program], on: date, table: RateTable, ledger: _Ledger) -> None:
     if not terms.contract_months:
         raise IncompleteTermsError("PMI needs the placement contract length")
-    rates = _in_force(table.pmi, on, "PMI")
+    rates = in_force(table.pmi, on, "PMI")
     payer = funding_payer(terms.funding_source)
     months = terms.contract_months
     monthly = _rupiah((rates.pre_departure + placement_amount(months, rates)) / months)

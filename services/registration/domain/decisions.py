@@ -1,42 +1,43 @@
 """Lifecycle decisions: a partner's request, the partner's authority and the current participation in,
 one decision out (an outcome event, the participation after it, a history entry).
 
-Pure: no I/O. The handler fetches the facts in bulk, calls `decide` for each request in order, and hands the
-decisions to the store and the broker.
-
-A participation is one NIK in one segment (a worker can be PU with an employer and BPU on the side).
-Its id is derived from the keyed NIK hash and the segment, so the same worker always maps to the same
-document without the NIK in clear.
+Pure: no I/O. The application layer (`services.registration.service`) fetches the facts in bulk, calls
+`decide` for each request in order, and hands the decisions to the store and the broker. What a decision
+works on and produces (partner, participation, history entry, decision) is in `participation`.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
-from functools import cached_property
-from typing import Any
-
-from pydantic import BaseModel, ConfigDict, Field
+from typing import TYPE_CHECKING, Any
 
 from services.registration.domain.age import age_band
-from services.registration.domain.contributions import calculate
-from services.registration.domain.rules import (
+from services.registration.domain.changes import (
     apply_update,
-    assess_enrollment,
     check_transition,
     validate_reactivation,
     validate_termination,
     validate_update,
 )
+from services.registration.domain.contributions import calculate
+from services.registration.domain.participation import (
+    SOURCE,
+    Context,
+    Decision,
+    HistoryEntry,
+    ParticipantRecord,
+    Partner,
+    RequestEvent,
+    nik_of,
+    participant_id,
+    partner_id_of,
+    request_key,
+)
+from services.registration.domain.rules import assess_enrollment
 from services.registration.domain.violations import Violation
 from shared.events import (
-    CloudEvent,
     Contact,
     EnrollmentRequest,
     EnrollmentRequested,
-    FundingSource,
-    OutcomeBase,
     Participant,
     ParticipantReactivated,
     ParticipantRegistered,
@@ -49,157 +50,17 @@ from shared.events import (
     Rejected,
     RequestAction,
     RequestRejected,
-    Segment,
     Terminated,
     TerminationRequested,
     Updated,
     UpdateRequested,
-    outcome_adapter,
 )
 from shared.privacy import mask_nik, nik_hash
 from shared.reasons import ReasonCode
-from shared.regions import NATIONAL_CODE, Regions
+from shared.regions import NATIONAL_CODE
 
-SOURCE = "lindungi/registration"
-PARTNER_SOURCE_PREFIX = "partner/"
-
-RequestEvent = EnrollmentRequested | UpdateRequested | TerminationRequested | ReactivationRequested
-
-
-class Partner(BaseModel):
-    """A partner system and what it may submit: regions (a regency/city, a province, or `ID` for national),
-    segments and funding sources."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    partner_id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")
-    name: str = Field(min_length=1, max_length=200)
-    regions: frozenset[str] = Field(min_length=1)
-    segments: frozenset[Segment] = Field(min_length=1)
-    funding_sources: frozenset[FundingSource] = Field(min_length=1)
-    active: bool = True
-
-    def covers(self, region_code: str, regions: Regions) -> bool:
-        return any(r.code in self.regions for r in regions.ancestors(region_code))
-
-    def to_document(self) -> dict[str, Any]:
-        doc = self.model_dump(mode="json")
-        return {"_id": doc.pop("partner_id"), **doc}
-
-    @classmethod
-    def from_document(cls, doc: dict[str, Any]) -> Partner:
-        fields = {k: v for k, v in doc.items() if k != "_id"}
-        return cls.model_validate({**fields, "partner_id": doc["_id"]})
-
-
-class ParticipantRecord(BaseModel):
-    """The stored participation: the snapshot other services see, plus what registration needs to
-    recompute it (the enrollment basis, with the NIK masked)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    participant_id: str
-    nik_hash: str
-    version: int
-    status: ParticipantStatus
-    snapshot: Participant
-    basis: EnrollmentRequest
-    full_name: str
-    nik: str | None = Field(default=None, exclude=True, description="in memory only, to be sealed")
-    nik_sealed: str | None = None
-
-    def to_document(self) -> dict[str, Any]:
-        """Scalars a reader or an index needs stay fields; the rest is one JSON string, because FerretDB
-        converts every nested field on write (a nested participant costs about four times a flat one)."""
-        return {
-            "_id": self.participant_id,
-            "nik_hash": self.nik_hash,
-            "version": self.version,
-            "status": self.status.value,
-            "segment": self.snapshot.segment.value,
-            "region_code": self.snapshot.region_code,
-            "state": self.model_dump_json(exclude={"nik", "nik_sealed"}),
-        }
-
-    @classmethod
-    def from_document(cls, doc: dict[str, Any]) -> ParticipantRecord:
-        record = cls.model_validate_json(doc["state"])
-        return record.model_copy(update={"nik_sealed": doc.get("nik_sealed")})
-
-
-@dataclass(frozen=True)
-class Decision:
-    """What one request led to. `key` (partner id : request id) makes the decision idempotent."""
-
-    key: str
-    outcome: CloudEvent[Any]
-    outcome_key: str
-    partner_id: str
-    participant: ParticipantRecord | None = None
-    history: dict[str, Any] | None = None
-    warnings: tuple[str, ...] = field(default=())
-
-    @cached_property
-    def outcome_json(self) -> str:
-        """The outcome event as published and as logged: serialised once for both."""
-        return self.outcome.model_dump_json()
-
-    def to_document(self, participant_state: str | None = None) -> dict[str, Any]:
-        """The request-log entry; `participant_state` is the participant as the store keeps it (its NIK
-        sealed), when the store has serialised it already."""
-        participant = self.participant
-        if participant_state is None and participant is not None:
-            participant_state = participant.model_dump_json(exclude={"nik"})
-        return {
-            "_id": self.key,
-            "outcome": self.outcome_json,
-            "outcome_key": self.outcome_key,
-            "partner_id": self.partner_id,
-            "participant": participant_state,
-            "history": None if self.history is None else json.dumps(self.history),
-            "warnings": list(self.warnings),
-        }
-
-    @classmethod
-    def from_document(cls, doc: dict[str, Any]) -> Decision:
-        participant = doc.get("participant")
-        history = doc.get("history")
-        return cls(
-            key=doc["_id"],
-            outcome=outcome_adapter.validate_json(doc["outcome"]),
-            outcome_key=doc["outcome_key"],
-            partner_id=doc["partner_id"],
-            participant=None if participant is None else ParticipantRecord.model_validate_json(participant),
-            history=None if history is None else json.loads(history),
-            warnings=tuple(doc.get("warnings", ())),
-        )
-
-
-@dataclass(frozen=True)
-class Context:
-    """The facts every decision needs that do not come with the request."""
-
-    today: date
-    regions: Regions
-    nik_secret: bytes
-    now: datetime = field(default_factory=lambda: datetime.now(UTC))
-
-
-def partner_id_of(source: str) -> str:
-    return source.removeprefix(PARTNER_SOURCE_PREFIX)
-
-
-def request_key(partner_id: str, request_id: str) -> str:
-    return f"{partner_id}:{request_id}"
-
-
-def participant_id(nik: str, segment: Segment, secret: bytes) -> str:
-    return f"{nik_hash(nik, secret)}:{segment.value}"
-
-
-def nik_of(event: RequestEvent) -> str:
-    data = event.data
-    return data.worker.nik if isinstance(data, EnrollmentRequest) else data.nik
+if TYPE_CHECKING:
+    from shared.events import CloudEvent
 
 
 def _rejected(event: RequestEvent, ctx: Context, violations: list[Violation], region: str | None = None) -> Decision:
@@ -281,21 +142,20 @@ def _with_nik(basis: EnrollmentRequest, nik: str) -> EnrollmentRequest:
     return basis.model_copy(update={"worker": basis.worker.model_copy(update={"nik": nik})})
 
 
-def _history(decision_key: str, record: ParticipantRecord, event: RequestEvent, ctx: Context) -> dict[str, Any]:
-    """Who changed what, when, from which request. No NIK: the participant id is the link."""
-    return {
-        "_id": decision_key,
-        "participant_id": record.participant_id,
-        "version": record.version,
-        "action": event.data.action.value,
-        "status": record.status.value,
-        "partner_id": partner_id_of(event.source),
-        "request_id": event.data.request_id,
-        "request_event_id": event.id,
-        "requested_at": event.time.isoformat(),
-        "decided_at": ctx.now.isoformat(),
-        "snapshot": record.snapshot.model_dump_json(),
-    }
+def _history(decision_key: str, record: ParticipantRecord, event: RequestEvent, ctx: Context) -> HistoryEntry:
+    return HistoryEntry(
+        request_key=decision_key,
+        participant_id=record.participant_id,
+        version=record.version,
+        action=event.data.action,
+        status=record.status,
+        partner_id=partner_id_of(event.source),
+        request_id=event.data.request_id,
+        request_event_id=event.id,
+        requested_at=event.time,
+        decided_at=ctx.now,
+        snapshot=record.snapshot,
+    )
 
 
 def _accept(
@@ -493,11 +353,11 @@ def schema_rejection(  # noqa: PLR0913 - the facts salvaged from an unreadable r
     return Decision(request_key(partner_id, request_id), outcome, partner_id, partner_id)
 
 
-# Re-exported for the handler: the outcome base is part of what a decision carries.
+# Re-exported: callers that decide (the service, the benchmarks) take the values a decision works on from here.
 __all__ = [
     "Context",
     "Decision",
-    "OutcomeBase",
+    "HistoryEntry",
     "ParticipantRecord",
     "Partner",
     "RequestEvent",

@@ -3,7 +3,8 @@
 Each validator returns all violations, not the first, so a partner fixes a request once. The rules take
 `today` and the region reference as parameters; they read no clock, no database and no broker. Figures that
 come from regulations (rates, the program table, the BPU minimum income) are read from `rates.toml` through
-`contributions.RateTable`; limits that are policy choices are in `Limits`.
+`rates.RateTable`; limits that are policy choices are in `Limits`. The rules for changes to a participation
+(update, termination, reactivation) are in `changes`, and share the checks here.
 
 Decisions worth knowing:
 - An invalid NIK is reported part by part, and the checks of the NIK against the stated birth date and sex
@@ -26,21 +27,16 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from services.registration.domain.age import age_on
-from services.registration.domain.contributions import RateNotInForceError, RateTable, load_rate_table
 from services.registration.domain.nik import ParsedNik, parse_nik
+from services.registration.domain.rates import RateNotInForceError, RateTable, load_rate_table
 from services.registration.domain.violations import Violation
 from shared.events import (
     Category,
     EmployerSize,
     EnrollmentRequest,
     FundingSource,
-    ParticipantStatus,
     Program,
-    ReactivationRequest,
-    RequestAction,
     Segment,
-    TerminationRequest,
-    UpdateRequest,
 )
 from shared.reasons import ReasonCode
 
@@ -48,7 +44,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from datetime import date
 
-    from services.registration.domain.contributions import ProgramRule
+    from services.registration.domain.rates import ProgramRule
     from shared.regions import Regions
 
 R = ReasonCode
@@ -159,7 +155,7 @@ def assess_enrollment(
     employer_size = request.employer.size if request.employer is not None else None
     rule = table.programs.rule(request.segment, employer_size)
     age = age_on(worker.birth_date, request.coverage_start)
-    found.extend(_programs(rule, employer_size, request.programs, age, limits))
+    found.extend(check_programs(rule, employer_size, request.programs, age, limits))
     found.extend(_funding(request.segment, request.category, request.funding_source))
     found.extend(_coverage_start(request, today, table, limits))
 
@@ -222,7 +218,8 @@ def _category(segment: Segment, category: Category) -> list[Violation]:
     return [Violation(R.CATEGORY_NOT_IN_SEGMENT, "category", f"{category.value}: {segment.value}")]
 
 
-def _not_applicable(field: str, segment: Segment) -> Violation:
+def not_applicable(field: str, segment: Segment) -> Violation:
+    """A field the segment has no use for: left out rather than silently ignored."""
     return Violation(R.FIELD_NOT_APPLICABLE, field, segment.value)
 
 
@@ -240,20 +237,20 @@ def _employer(request: EnrollmentRequest) -> list[Violation]:
     if request.segment in {Segment.PU, Segment.JAKON} and request.employer is None:
         return [Violation(R.EMPLOYER_MISSING, "employer")]
     if request.segment == Segment.BPU and request.employer is not None:
-        return [_not_applicable("employer", request.segment)]
+        return [not_applicable("employer", request.segment)]
     return []  # PMI may name the placement agency as employer, or not
 
 
 def _wage(request: EnrollmentRequest) -> list[Violation]:
     if request.segment == Segment.PU:
         return [] if request.monthly_wage else [Violation(R.WAGE_MISSING, "monthly_wage")]
-    return [] if request.monthly_wage is None else [_not_applicable("monthly_wage", request.segment)]
+    return [] if request.monthly_wage is None else [not_applicable("monthly_wage", request.segment)]
 
 
 def _income(request: EnrollmentRequest, table: RateTable) -> list[Violation]:
     if request.segment == Segment.BPU:
-        return _declared_income(request.declared_income, request.coverage_start, table, required=True)
-    return [] if request.declared_income is None else [_not_applicable("declared_income", request.segment)]
+        return check_declared_income(request.declared_income, request.coverage_start, table, required=True)
+    return [] if request.declared_income is None else [not_applicable("declared_income", request.segment)]
 
 
 def _contract(request: EnrollmentRequest) -> list[Violation]:
@@ -265,16 +262,17 @@ def _contract(request: EnrollmentRequest) -> list[Violation]:
         if not request.contract_value:
             found.append(Violation(R.CONTRACT_VALUE_MISSING, "contract_value"))
     elif request.contract_value is not None:
-        found.append(_not_applicable("contract_value", segment))
+        found.append(not_applicable("contract_value", segment))
     if segment == Segment.PMI:
         if request.contract_months is None:
             found.append(Violation(R.CONTRACT_MONTHS_MISSING, "contract_months"))
     elif segment != Segment.JAKON and request.contract_months is not None:
-        found.append(_not_applicable("contract_months", segment))
+        found.append(not_applicable("contract_months", segment))
     return found
 
 
-def _declared_income(income: int | None, on: date, table: RateTable, *, required: bool) -> list[Violation]:
+def check_declared_income(income: int | None, on: date, table: RateTable, *, required: bool) -> list[Violation]:
+    """A BPU worker's declared income: given where required, and not below the minimum in force on `on`."""
     if income is None:
         return [Violation(R.INCOME_MISSING, "declared_income")] if required else []
     try:
@@ -286,7 +284,7 @@ def _declared_income(income: int | None, on: date, table: RateTable, *, required
     return []
 
 
-def _programs(
+def check_programs(
     rule: ProgramRule,
     employer_size: EmployerSize | None,
     programs: Sequence[Program],
@@ -342,7 +340,8 @@ def _funding(segment: Segment, category: Category, funding: FundingSource) -> li
     return [Violation(R.FUNDING_NOT_ALLOWED, "funding_source", f"{funding.value}: {segment.value}/{category.value}")]
 
 
-def _window(on: date, today: date, back_days: int, ahead_days: int) -> str | None:
+def outside_window(on: date, today: date, back_days: int, ahead_days: int) -> str | None:
+    """None when `on` lies in the window around `today`, else the window as a violation's detail."""
     earliest, latest = today - timedelta(days=back_days), today + timedelta(days=ahead_days)
     if earliest <= on <= latest:
         return None
@@ -350,159 +349,9 @@ def _window(on: date, today: date, back_days: int, ahead_days: int) -> str | Non
 
 
 def _coverage_start(request: EnrollmentRequest, today: date, table: RateTable, limits: Limits) -> list[Violation]:
-    outside = _window(request.coverage_start, today, limits.max_backdate_days, limits.max_future_days)
+    outside = outside_window(request.coverage_start, today, limits.max_backdate_days, limits.max_future_days)
     if outside is not None:
         return [Violation(R.COVERAGE_START_INVALID, "coverage_start", outside)]
     if not table.in_force_for(request.segment, request.programs, request.coverage_start):
         return [Violation(R.COVERAGE_START_INVALID, "coverage_start", "no rates in force")]
     return []
-
-
-# --- Changes to a participation ----------------------------------------------------------------------------
-
-
-def _nik_violations(nik: str, today: date, regions: Regions) -> list[Violation]:
-    # The region warning was recorded at enrollment; a change request only needs a well-formed NIK to find
-    # the participant by.
-    parsed = parse_nik(nik, today, regions, field="nik")
-    return [] if isinstance(parsed, ParsedNik) else parsed
-
-
-def _effective_date(
-    effective: date, today: date, back_days: int, limits: Limits, current: EnrollmentRequest | None
-) -> list[Violation]:
-    outside = _window(effective, today, back_days, limits.max_future_days)
-    if outside is not None:
-        return [Violation(R.EFFECTIVE_DATE_INVALID, "effective_date", outside)]
-    if current is not None and effective < current.coverage_start:
-        return [Violation(R.EFFECTIVE_DATE_INVALID, "effective_date", f"< {current.coverage_start.isoformat()}")]
-    return []
-
-
-def validate_update(  # noqa: PLR0913 - the options are keyword-only with defaults; an options object would hide them
-    request: UpdateRequest,
-    today: date,
-    regions: Regions,
-    *,
-    current: EnrollmentRequest | None = None,
-    limits: Limits = DEFAULT_LIMITS,
-    rates: RateTable | None = None,
-) -> list[Violation]:
-    """Every violation of an update request.
-
-    Without `current` (the participation's terms as they stand) only the request's own content is checked;
-    with it, the program table uses the employer's size, JKP the worker's age, and the effective date must
-    not precede the coverage start.
-    """
-    table = rates if rates is not None else load_rate_table()
-    segment = request.segment
-    found = _nik_violations(request.nik, today, regions)
-    changes = (
-        request.monthly_wage,
-        request.declared_income,
-        request.programs,
-        request.phone,
-        request.email,
-        request.contact_consent,
-    )
-    if all(change is None for change in changes):
-        found.append(Violation(R.UPDATE_EMPTY))
-
-    if request.monthly_wage is not None:
-        if segment != Segment.PU:
-            found.append(_not_applicable("monthly_wage", segment))
-        elif request.monthly_wage == 0:
-            found.append(Violation(R.WAGE_MISSING, "monthly_wage"))
-    if request.declared_income is not None:
-        if segment != Segment.BPU:
-            found.append(_not_applicable("declared_income", segment))
-        else:
-            found.extend(_declared_income(request.declared_income, request.effective_date, table, required=False))
-    if request.programs is not None:
-        employer = current.employer if current is not None else None
-        size = employer.size if employer is not None else None
-        age = age_on(current.worker.birth_date, request.effective_date) if current is not None else None
-        rule = table.programs.rule(segment, size)
-        found.extend(_programs(rule, size, request.programs, age, limits))
-    found.extend(_effective_date(request.effective_date, today, limits.max_backdate_days, limits, current))
-    return found
-
-
-def validate_termination(
-    request: TerminationRequest,
-    today: date,
-    regions: Regions,
-    *,
-    current: EnrollmentRequest | None = None,
-    limits: Limits = DEFAULT_LIMITS,
-) -> list[Violation]:
-    """Every violation of a termination request; terminations may be backdated further than enrollments."""
-    found = _nik_violations(request.nik, today, regions)
-    found.extend(_effective_date(request.effective_date, today, limits.termination_max_backdate_days, limits, current))
-    return found
-
-
-def validate_reactivation(
-    request: ReactivationRequest,
-    today: date,
-    regions: Regions,
-    *,
-    limits: Limits = DEFAULT_LIMITS,
-) -> list[Violation]:
-    """Every violation of a reactivation request (the participation resumes on its previous terms)."""
-    found = _nik_violations(request.nik, today, regions)
-    found.extend(_effective_date(request.effective_date, today, limits.max_backdate_days, limits, None))
-    return found
-
-
-def apply_update(current: EnrollmentRequest, update: UpdateRequest) -> EnrollmentRequest:
-    """The participation's terms after an update: fields the update leaves out stay as they are.
-
-    Contributions after the change are `calculate(apply_update(current, update), update.effective_date)`.
-    """
-    worker_changes = {
-        name: value
-        for name, value in (
-            ("phone", update.phone),
-            ("email", update.email),
-            ("contact_consent", update.contact_consent),
-        )
-        if value is not None
-    }
-    changes: dict[str, object] = {
-        name: value
-        for name, value in (
-            ("monthly_wage", update.monthly_wage),
-            ("declared_income", update.declared_income),
-            ("programs", list(update.programs) if update.programs is not None else None),
-        )
-        if value is not None
-    }
-    if worker_changes:
-        changes["worker"] = current.worker.model_copy(update=worker_changes)
-    return current.model_copy(update=changes)
-
-
-def check_transition(action: RequestAction, status: ParticipantStatus | None) -> Violation | None:
-    """Whether an action fits the participation's state (None: no participation in this segment yet).
-
-    | action     | none    | ACTIVE         | TERMINATED     |
-    |------------|---------|----------------|----------------|
-    | ENROLL     | ok      | ALREADY_ACTIVE | ok (new terms) |
-    | UPDATE     | UNKNOWN | ok             | NOT_ACTIVE     |
-    | TERMINATE  | UNKNOWN | ok             | NOT_ACTIVE     |
-    | REACTIVATE | UNKNOWN | ALREADY_ACTIVE | ok             |
-
-    Enrolling a terminated participant again is allowed because a new job comes with new terms, which a
-    reactivation (previous terms) cannot carry.
-    """
-    field = "worker.nik" if action is RequestAction.ENROLL else "nik"
-    if status is None:
-        return None if action is RequestAction.ENROLL else Violation(R.PARTICIPANT_UNKNOWN, field)
-    if status is ParticipantStatus.ACTIVE:
-        if action in {RequestAction.ENROLL, RequestAction.REACTIVATE}:
-            return Violation(R.PARTICIPANT_ALREADY_ACTIVE, field)
-        return None
-    if action in {RequestAction.UPDATE, RequestAction.TERMINATE}:
-        return Violation(R.PARTICIPANT_NOT_ACTIVE, field)
-    return None

@@ -15,13 +15,11 @@ from pydantic import ValidationError
 
 from services.registration.domain.contributions import (
     IncompleteTermsError,
-    RateNotInForceError,
-    RateTable,
     calculate,
-    load_rate_table,
     placement_amount,
     tiered,
 )
+from services.registration.domain.rates import RateNotInForceError, RateTable, load_rate_table
 from shared.events import (
     Category,
     Contributions,

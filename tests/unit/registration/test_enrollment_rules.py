@@ -9,18 +9,20 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from services.registration.domain.age import age_band, age_on
+from services.registration.domain.changes import (
+    apply_update,
+    check_transition,
+    validate_reactivation,
+    validate_termination,
+    validate_update,
+)
 from services.registration.domain.nik import format_nik
 from services.registration.domain.rules import (
     CATEGORIES,
     FUNDING,
     Limits,
-    apply_update,
     assess_enrollment,
-    check_transition,
     validate_enrollment,
-    validate_reactivation,
-    validate_termination,
-    validate_update,
 )
 from shared.events import (
     AgeBand,
