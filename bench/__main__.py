@@ -100,6 +100,24 @@ def chosen_scale(args: argparse.Namespace) -> Scale:
     return scale
 
 
+def scenario_names(args: argparse.Namespace) -> list[str]:
+    names = [name.strip() for name in args.scenarios.split(",") if name.strip()]
+    unknown = [name for name in names if name not in SCENARIOS]
+    if unknown:
+        raise SystemExit(f"unknown scenarios: {', '.join(unknown)} (known: {', '.join(SCENARIOS)})")
+    return names
+
+
+def profiled_services(args: argparse.Namespace, scale: Scale) -> list[str]:
+    default = "registration,reporting,notification" if scale.thresholds else ""
+    profiled = [name for name in (args.profile if args.profile is not None else default).split(",") if name]
+    # Checked before anything is measured: a name found wrong after an hour of runs would lose the document.
+    unprofilable = [name for name in profiled if name not in PROFILED]
+    if unprofilable:
+        raise SystemExit(f"--profile: no profile for {', '.join(unprofilable)} (known: {', '.join(PROFILED)})")
+    return profiled
+
+
 async def clean_up(h: Harness, *, keep: bool) -> None:
     """Delete what the scenarios created so far (a million outcome events take a gigabyte or two)."""
     h.stop_all()
@@ -167,6 +185,13 @@ def stop_on_signals() -> None:
             loop.add_signal_handler(number, task.cancel)
 
 
+def write_report(out: Path, parts: dict[str, str]) -> None:
+    """The document, and beside it the parts it was filled from (what `--render` fills it from again)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(fill(parts), encoding="utf-8")
+    out.with_suffix(".json").write_text(json.dumps(parts, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
 async def benchmark(args: argparse.Namespace) -> None:
     stop_on_signals()
     if args.render:
@@ -177,17 +202,9 @@ async def benchmark(args: argparse.Namespace) -> None:
     if args.clean:
         await clean_leftovers()
         return
-    names = [name.strip() for name in args.scenarios.split(",") if name.strip()]
-    unknown = [name for name in names if name not in SCENARIOS]
-    if unknown:
-        raise SystemExit(f"unknown scenarios: {', '.join(unknown)} (known: {', '.join(SCENARIOS)})")
+    names = scenario_names(args)
     scale = chosen_scale(args)
-    default = "registration,reporting,notification" if scale.thresholds else ""
-    profiled = [name for name in (args.profile if args.profile is not None else default).split(",") if name]
-    # Checked before anything is measured: a name found wrong after an hour of runs would lose the document.
-    unprofilable = [name for name in profiled if name not in PROFILED]
-    if unprofilable:
-        raise SystemExit(f"--profile: no profile for {', '.join(unprofilable)} (known: {', '.join(PROFILED)})")
+    profiled = profiled_services(args, scale)
     started_at, started = datetime.now(UTC), time.monotonic()
     infrastructure = stack.acquire()
     kafka, store = Kafka(infrastructure.kafka), Store(infrastructure.mongodb, LEDGER)
@@ -232,9 +249,7 @@ async def benchmark(args: argparse.Namespace) -> None:
         duration=time.monotonic() - started,
         profile=profile,
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(fill(parts), encoding="utf-8")
-    args.out.with_suffix(".json").write_text(json.dumps(parts, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_report(args.out, parts)
     print(f"\n{headline(sections)}\n\nwritten to {args.out}", flush=True)
 
 

@@ -81,6 +81,22 @@ async def backfill_run(h: Harness, requests: str, n: int, run: str, curve: Curve
     return Backfill(rate, registered[0] if registered else None, registration_peak, reporting_peak)
 
 
+def method_notes(n: int) -> list[str]:
+    """How the runs were made, for the section's notes."""
+    return [
+        (
+            f"{n:,} seeded requests pre-filled on the intake topic; both services start together from empty "
+            "databases and read their topics from the start; wall times include start-up."
+        ),
+        (
+            "Reporting's memory curve: RSS and checkpoint size sampled every "
+            f"{CURVE_SAMPLE_EVERY:.0f} s; 1x, 2x and 4x are the samples nearest a quarter, half and all of the "
+            "outcomes it folded. Unlike the reporting scenario's repeated decisions, every request here is a "
+            "participant of its own, so the state grows until it holds every kecamatan on every partition."
+        ),
+    ]
+
+
 async def run(h: Harness) -> Section:
     n = h.scale.backfill
     requests = await prefill(h, n, "backfill_requests")
@@ -137,16 +153,5 @@ async def run(h: Harness) -> Section:
             ],
         )
     )
-    section.notes[:0] = [
-        (
-            f"{n:,} seeded requests pre-filled on the intake topic; both services start together from empty "
-            "databases and read their topics from the start; wall times include start-up."
-        ),
-        (
-            "Reporting's memory curve: RSS and checkpoint size sampled every "
-            f"{CURVE_SAMPLE_EVERY:.0f} s; 1x, 2x and 4x are the samples nearest a quarter, half and all of the "
-            "outcomes it folded. Unlike the reporting scenario's repeated decisions, every request here is a "
-            "participant of its own, so the state grows until it holds every kecamatan on every partition."
-        ),
-    ]
+    section.notes[:0] = method_notes(n)
     return section

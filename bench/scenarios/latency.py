@@ -191,6 +191,29 @@ async def loaded(h: Harness, run: str, requests: dict[int, list[tuple[str, Recor
     return results
 
 
+def method_notes(h: Harness) -> list[str]:
+    """How the runs were made and what each path includes, for the section's notes."""
+    return [
+        (
+            f"Each rate is offered for {h.scale.latency_seconds:g} s (seeded requests, a new set per rate) to a "
+            f"fresh registration and reporting pair; answers are awaited up to {h.scale.latency_drain:g} s after "
+            "the load stops; the first 10% of requests are warm-up and left out."
+        ),
+        (
+            "Reporting publishes each changed region at most once per `REPORTING_PUBLISH_INTERVAL_SECONDS` (1 s by "
+            "default, coalescing): the aggregate path includes up to that interval by design."
+        ),
+        (
+            "An offered rate above registration's throughput (see the registration rows) builds a backlog: its "
+            "latency grows with the run's length and measures the backlog, not the path."
+        ),
+        (
+            f"Kafka alone: {KAFKA_ALONE_SECONDS:g} s of the same requests at the same rate through a topic of the "
+            "same partitions, read back by the same harness (its own clock on both ends)."
+        ),
+    ]
+
+
 async def run(h: Harness) -> Section:
     rates = h.scale.latency_rates
     requests = {
@@ -236,23 +259,5 @@ async def run(h: Harness) -> Section:
             [f"{rate:,}/s", "outcomes answered per second", answered_rate[rate].format(), "", "", ""],
         ]  # fmt: skip
     section.details.append(table(["offered", "path", "p50", "p95", "p99", "unanswered (all runs)"], rows))
-    section.notes = [
-        (
-            f"Each rate is offered for {h.scale.latency_seconds:g} s (seeded requests, a new set per rate) to a "
-            f"fresh registration and reporting pair; answers are awaited up to {h.scale.latency_drain:g} s after "
-            "the load stops; the first 10% of requests are warm-up and left out."
-        ),
-        (
-            "Reporting publishes each changed region at most once per `REPORTING_PUBLISH_INTERVAL_SECONDS` (1 s by "
-            "default, coalescing): the aggregate path includes up to that interval by design."
-        ),
-        (
-            "An offered rate above registration's throughput (see the registration rows) builds a backlog: its "
-            "latency grows with the run's length and measures the backlog, not the path."
-        ),
-        (
-            f"Kafka alone: {KAFKA_ALONE_SECONDS:g} s of the same requests at the same rate through a topic of the "
-            "same partitions, read back by the same harness (its own clock on both ends)."
-        ),
-    ]
+    section.notes = method_notes(h)
     return section

@@ -115,6 +115,27 @@ async def wait_for_sinks(proc: Proc, http_port: int) -> None:
     raise TimeoutError("the receivers did not start")
 
 
+def notification_env(h: Harness, outcomes: str, run: str, seed: Path, smtp_port: int) -> dict[str, str]:
+    return {
+        "NOTIFICATION_OUTCOMES_TOPIC": outcomes,
+        "NOTIFICATION_AGGREGATES_TOPIC": h.name(run, "aggregates"),
+        "NOTIFICATION_DELIVERIES_TOPIC": h.name(run, "deliveries"),
+        "NOTIFICATION_DEAD_LETTERS_TOPIC": h.name(run, "notification", "deadletters"),
+        "NOTIFICATION_GROUP_ID": h.name(run, "notification"),
+        "NOTIFICATION_MONGODB_DATABASE": h.name(run, "notification"),
+        "NOTIFICATION_SEED_FILE": str(seed),
+        "NOTIFICATION_SMTP_HOST": "127.0.0.1",
+        "NOTIFICATION_SMTP_PORT": str(smtp_port),
+    }
+
+
+async def create_notification_topics(h: Harness, env: dict[str, str]) -> None:
+    aggregates, deliveries = topics.REGION_AGGREGATES, topics.NOTIFICATION_DELIVERIES
+    await h.kafka.create_topic(env["NOTIFICATION_AGGREGATES_TOPIC"], aggregates.partitions, aggregates.config)
+    await h.kafka.create_topic(env["NOTIFICATION_DELIVERIES_TOPIC"], deliveries.partitions)
+    await h.kafka.create_topic(env["NOTIFICATION_DEAD_LETTERS_TOPIC"], topics.DEAD_LETTERS.partitions)
+
+
 async def service_run(  # noqa: PLR0913 - one run's facts
     h: Harness,
     outcomes: str,
@@ -136,21 +157,8 @@ async def service_run(  # noqa: PLR0913 - one run's facts
         for partner in data.partner_ids(PARTNERS)
     ]
     seed = h.write(f"notification-seed-{run}.json", {"partners": partners, "subscriptions": []})
-    env = {
-        "NOTIFICATION_OUTCOMES_TOPIC": outcomes,
-        "NOTIFICATION_AGGREGATES_TOPIC": h.name(run, "aggregates"),
-        "NOTIFICATION_DELIVERIES_TOPIC": h.name(run, "deliveries"),
-        "NOTIFICATION_DEAD_LETTERS_TOPIC": h.name(run, "notification", "deadletters"),
-        "NOTIFICATION_GROUP_ID": h.name(run, "notification"),
-        "NOTIFICATION_MONGODB_DATABASE": h.name(run, "notification"),
-        "NOTIFICATION_SEED_FILE": str(seed),
-        "NOTIFICATION_SMTP_HOST": "127.0.0.1",
-        "NOTIFICATION_SMTP_PORT": str(smtp_port),
-    }
-    aggregates, deliveries = topics.REGION_AGGREGATES, topics.NOTIFICATION_DELIVERIES
-    await h.kafka.create_topic(env["NOTIFICATION_AGGREGATES_TOPIC"], aggregates.partitions, aggregates.config)
-    await h.kafka.create_topic(env["NOTIFICATION_DELIVERIES_TOPIC"], deliveries.partitions)
-    await h.kafka.create_topic(env["NOTIFICATION_DEAD_LETTERS_TOPIC"], topics.DEAD_LETTERS.partitions)
+    env = notification_env(h, outcomes, run, seed, smtp_port)
+    await create_notification_topics(h, env)
     arrived = Deliveries()
     follower = Follower(h.kafka.bootstrap, env["NOTIFICATION_DELIVERIES_TOPIC"], arrived)
     await follower.start()
@@ -222,6 +230,29 @@ async def prefill(h: Harness, label: str) -> tuple[str, Counter[str]]:
     return outcomes, expected
 
 
+def method_notes(h: Harness, webhooks: int, emails: int) -> list[str]:
+    """How the runs were made and the limits measured, for the section's notes."""
+    return [
+        (
+            f"{h.scale.notification:,} outcome events per run: {webhooks:,} rejections (each a signed webhook "
+            f"to one of {PARTNERS} partners) and {emails:,} registrations of workers who gave an e-mail "
+            "address; receivers are a uvicorn HTTP server and an aiosmtpd SMTP server on this machine."
+        ),
+        (
+            "A delivery counts when the service reports it on its deliveries topic (sent, settled in the ledger, "
+            "published); rates run from the first 1% of a class's deliveries to the last."
+        ),
+        (
+            f"Isolation: the same events with `{SLOW}`'s endpoint answering after {h.scale.slow_seconds:g} s; the "
+            "run ends when every other delivery is reported (the slow partner's still trickle in)."
+        ),
+        (
+            "Raw limits: the same number of POSTs and e-mails from one client process with the service's default "
+            "concurrency (8 webhooks, 4 e-mails at a time), new SMTP connection per e-mail as the service does."
+        ),
+    ]
+
+
 async def run(h: Harness) -> Section:
     outcomes, expected = await prefill(h, "notification_outcomes")
     all_webhooks = [webhook(p) for p in data.partner_ids(PARTNERS)]
@@ -276,24 +307,5 @@ async def run(h: Harness) -> Section:
             ],
         )
     )
-    webhooks_total = sum(expected[k] for k in all_webhooks)
-    section.notes[:0] = [
-        (
-            f"{h.scale.notification:,} outcome events per run: {webhooks_total:,} rejections (each a signed webhook "
-            f"to one of {PARTNERS} partners) and {expected[EMAIL]:,} registrations of workers who gave an e-mail "
-            "address; receivers are a uvicorn HTTP server and an aiosmtpd SMTP server on this machine."
-        ),
-        (
-            "A delivery counts when the service reports it on its deliveries topic (sent, settled in the ledger, "
-            "published); rates run from the first 1% of a class's deliveries to the last."
-        ),
-        (
-            f"Isolation: the same events with `{SLOW}`'s endpoint answering after {h.scale.slow_seconds:g} s; the "
-            "run ends when every other delivery is reported (the slow partner's still trickle in)."
-        ),
-        (
-            "Raw limits: the same number of POSTs and e-mails from one client process with the service's default "
-            "concurrency (8 webhooks, 4 e-mails at a time), new SMTP connection per e-mail as the service does."
-        ),
-    ]
+    section.notes[:0] = method_notes(h, sum(expected[k] for k in all_webhooks), expected[EMAIL])
     return section

@@ -121,6 +121,63 @@ async def bulk_limit(h: Harness, database: str, target: str) -> float:
     return requests / await h.store.copy_timed(database, target, limits)
 
 
+def headline_rows(h: Harness, service: Figure, naive: Figure, slower: Figure) -> list[Row]:
+    """The service against the naive handler, and against the slower of its two raw limits."""
+    versus_naive, versus_limit = ratios(service, naive), ratios(service, slower)
+    return [
+        Row(
+            "registration",
+            "requests/s from intake to persisted participants and published outcomes",
+            service,
+            naive,
+            "naive FastStream handler",
+            versus_naive,
+            "≥ 10x",
+            h.judge(versus_naive.median >= 10),
+        ),
+        Row(
+            "registration",
+            "share of the slower raw limit reached",
+            service,
+            slower,
+            "min(aiokafka read, bulk insert)",
+            versus_limit,
+            "≥ 0.5",
+            h.judge(versus_limit.median >= 0.5),
+        ),
+    ]
+
+
+def method_notes(h: Harness, n: int, naive_n: int, service: Figure) -> list[str]:
+    """How the runs were made and the limits measured, for the section's notes (`service`: its rates, which
+    say how long the whole intake topic would take)."""
+    timed = (
+        f"each run is timed over the first {n:,} of them (the whole topic at ~{service.median:,.0f} requests/s "
+        f"would take {h.runs} x {h.scale.intake / max(service.median, 1) / 60:.0f} min, beyond this scale's "
+        "time budget)"
+        if n < h.scale.intake
+        else "each run is timed over all of them"
+    )
+    return [
+        (
+            f"{h.scale.intake:,} seeded synthetic requests (5% breaking a rule) pre-filled on a 12-partition "
+            f"intake topic; {timed}. Each of {h.runs} runs gives the service a fresh consumer group, database and "
+            "outcome topic, and counts from the first 1% of outcomes until the outcome topic holds one outcome "
+            "per timed request."
+        ),
+        (
+            f"The naive handler is timed on the first {naive_n:,} requests only (it would take too long over "
+            "more): its rate is comparable, its total is not."
+        ),
+        (
+            "The bulk-insert limit re-inserts participants, history and request-log documents the service wrote "
+            f"in that run (read back from its database; {h.scale.bulk_sample:,} requests' worth, in the "
+            "proportions written) with `insert_many` of up to 5,000 documents (16 MB) into a fresh database, in "
+            "requests per second. The aiokafka limit reads the whole intake topic with no processing."
+        ),
+    ]
+
+
 async def run(h: Harness) -> Section:
     n, naive_n = min(h.scale.registration, h.scale.intake), h.scale.naive
     requests = await prefill(h, h.scale.intake)
@@ -143,30 +200,8 @@ async def run(h: Harness) -> Section:
         slower.add(min(from_kafka.values[-1], into_store.values[-1]))
         await h.store.drop(database)
         await h.store.drop(h.name(run_name, "bulk"))
-    versus_naive, versus_limit = ratios(service, naive), ratios(service, slower)
     h.shared["registration"] = service
-    section.rows = [
-        Row(
-            "registration",
-            "requests/s from intake to persisted participants and published outcomes",
-            service,
-            naive,
-            "naive FastStream handler",
-            versus_naive,
-            "≥ 10x",
-            h.judge(versus_naive.median >= 10),
-        ),
-        Row(
-            "registration",
-            "share of the slower raw limit reached",
-            service,
-            slower,
-            "min(aiokafka read, bulk insert)",
-            versus_limit,
-            "≥ 0.5",
-            h.judge(versus_limit.median >= 0.5),
-        ),
-    ]
+    section.rows = headline_rows(h, service, naive, slower)
     section.details.append(
         table(
             ["measure", "median (min–max)"],
@@ -180,29 +215,5 @@ async def run(h: Harness) -> Section:
             ],
         )
     )
-    timed = (
-        f"each run is timed over the first {n:,} of them (the whole topic at ~{service.median:,.0f} requests/s "
-        f"would take {h.runs} x {h.scale.intake / max(service.median, 1) / 60:.0f} min, beyond this scale's "
-        "time budget)"
-        if n < h.scale.intake
-        else "each run is timed over all of them"
-    )
-    section.notes[:0] = [
-        (
-            f"{h.scale.intake:,} seeded synthetic requests (5% breaking a rule) pre-filled on a 12-partition "
-            f"intake topic; {timed}. Each of {h.runs} runs gives the service a fresh consumer group, database and "
-            "outcome topic, and counts from the first 1% of outcomes until the outcome topic holds one outcome "
-            "per timed request."
-        ),
-        (
-            f"The naive handler is timed on the first {naive_n:,} requests only (it would take too long over "
-            "more): its rate is comparable, its total is not."
-        ),
-        (
-            "The bulk-insert limit re-inserts participants, history and request-log documents the service wrote "
-            f"in that run (read back from its database; {h.scale.bulk_sample:,} requests' worth, in the "
-            "proportions written) with `insert_many` of up to 5,000 documents (16 MB) into a fresh database, in "
-            "requests per second. The aiokafka limit reads the whole intake topic with no processing."
-        ),
-    ]
+    section.notes[:0] = method_notes(h, n, naive_n, service)
     return section

@@ -241,12 +241,11 @@ class Contender:
         self.peak.add(mib(peak))
 
 
-async def run(h: Harness) -> Section:
-    n = h.scale.reporting
-    outcomes, templates = await prefill_outcome_templates(h, n, "reporting_outcomes")
-    regrouped_same = leaf_messages(n, templates)
+async def measure_contenders(
+    h: Harness, section: Section, outcomes: str, n: int, regrouped_same: int
+) -> tuple[Contender, Contender, Contender]:
+    """Each run: reporting, then the Quix peer with the same counts, then with the headline counts."""
     us, same, headline = Contender(), Contender(), Contender()
-    section = Section("reporting")
     for index in range(1, h.runs + 1):
         run_name = f"rep{index}"
         rate, peak = await reporting_run(h, outcomes, n, run_name, us.curve)
@@ -258,8 +257,72 @@ async def run(h: Harness) -> Section:
         rate, peak = await quix_run(h, outcomes, n, run_name, headline.curve, counts="headline", regrouped_total=n)
         h.cut_short(section, f"Run {index} of the Quix Streams peer (headline counts)", rate, n)
         headline.add(rate, peak)
-    ours, peer, light = us.rate, same.rate, headline.rate
+    return us, same, headline
+
+
+def contenders_table(n: int, us: Contender, same: Contender, headline: Contender) -> str:
+    """The three processes side by side: rate, wall time, peak RSS and the memory curve."""
     ours_curve, peer_curve = us.curve, same.curve
+    contenders = (us, same, headline)
+    rows = [
+        ["events/s", *(c.rate.format() for c in contenders)],
+        [f"wall time for {n:,} events, start-up included", *(c.wall.format() for c in contenders)],
+        ["peak RSS (VmHWM)", *(c.peak.format() for c in contenders)],
+    ]
+    rows += [
+        [(f"RSS at {mark}x (events: ours {ours_curve.at('events', mark).format()}, "
+         f"Quix {peer_curve.at('events', mark).format()})"),
+         *(c.curve.at("rss", mark).format() for c in contenders)]
+        for mark in MARKS
+    ]  # fmt: skip
+    rows += [
+        [f"checkpoint at {mark}x: state documents (ours) / state directory (Quix)",
+         *(c.curve.at("checkpoint", mark).format() for c in contenders)]
+        for mark in MARKS
+    ]  # fmt: skip
+    return table(["measure", "reporting service", "Quix Streams, same counts", "Quix Streams, headline counts"], rows)
+
+
+def method_notes(h: Harness, n: int) -> list[str]:
+    """How the runs were made and what each peer computes, for the section's notes."""
+    return [
+        (
+            f"{n:,} outcome events (registrations, rejections, terminations: {h.scale.templates:,} decisions of the "
+            "registration domain repeated under fresh event ids) pre-filled on a 12-partition topic; both consumers "
+            "read it from the start in each run with a consumer group and a state of their own."
+        ),
+        (
+            "Reporting is done when its committed offsets (committed after each durable batch) and the national "
+            "snapshot it published (its `source_offsets`) both cover every event; Quix when its group has committed "
+            "every event on the source and every record on its repartition topic (commit interval 1 s)."
+        ),
+        (
+            "Memory: RSS (VmRSS) and checkpoint size are sampled every 3 s; 1x, 2x and 4x are the samples "
+            "nearest a quarter, half and all of the events the run folded, so a run the budget cut short still "
+            "gives a curve, over fewer events."
+        ),
+        (
+            "The target's peer computes the same per-region counts: each event checked against the outcome "
+            "contract and turned into its change per kecamatan by reporting's own `effects` (every breakdown of "
+            "the published aggregate: segment, category, programs, funding, sex, age band, contributions by "
+            "payer, flows by day and month, rejection reasons and partners), grouped by kecamatan through a "
+            "repartition topic into Quix's RocksDB state: the same arithmetic, Quix's engine. Reporting does "
+            "more still: it deduplicates event ids, rolls kecamatan up to regency/city, province and nation, and "
+            "publishes coalesced snapshots every second. The headline peer keeps only events per outcome type "
+            "and active participants per regency/city, from the parsed JSON: it shows what the breakdowns and "
+            "the contract check cost."
+        ),
+    ]
+
+
+async def run(h: Harness) -> Section:
+    n = h.scale.reporting
+    outcomes, templates = await prefill_outcome_templates(h, n, "reporting_outcomes")
+    regrouped_same = leaf_messages(n, templates)
+    section = Section("reporting")
+    us, same, headline = await measure_contenders(h, section, outcomes, n, regrouped_same)
+    ours, peer, light = us.rate, same.rate, headline.rate
+    ours_curve = us.curve
     versus = ratios(ours, peer)
     versus_light = ratios(ours, light)
     section.rows = [
@@ -291,52 +354,6 @@ async def run(h: Harness) -> Section:
             "checkpoint size at 4x events against 1x",
         ),
     ]
-    contenders = (us, same, headline)
-    rows = [
-        ["events/s", *(c.rate.format() for c in contenders)],
-        [f"wall time for {n:,} events, start-up included", *(c.wall.format() for c in contenders)],
-        ["peak RSS (VmHWM)", *(c.peak.format() for c in contenders)],
-    ]
-    rows += [
-        [(f"RSS at {mark}x (events: ours {ours_curve.at('events', mark).format()}, "
-         f"Quix {peer_curve.at('events', mark).format()})"),
-         *(c.curve.at("rss", mark).format() for c in contenders)]
-        for mark in MARKS
-    ]  # fmt: skip
-    rows += [
-        [f"checkpoint at {mark}x: state documents (ours) / state directory (Quix)",
-         *(c.curve.at("checkpoint", mark).format() for c in contenders)]
-        for mark in MARKS
-    ]  # fmt: skip
-    section.details.append(
-        table(["measure", "reporting service", "Quix Streams, same counts", "Quix Streams, headline counts"], rows)
-    )
-    section.notes[:0] = [
-        (
-            f"{n:,} outcome events (registrations, rejections, terminations: {h.scale.templates:,} decisions of the "
-            "registration domain repeated under fresh event ids) pre-filled on a 12-partition topic; both consumers "
-            "read it from the start in each run with a consumer group and a state of their own."
-        ),
-        (
-            "Reporting is done when its committed offsets (committed after each durable batch) and the national "
-            "snapshot it published (its `source_offsets`) both cover every event; Quix when its group has committed "
-            "every event on the source and every record on its repartition topic (commit interval 1 s)."
-        ),
-        (
-            "Memory: RSS (VmRSS) and checkpoint size are sampled every 3 s; 1x, 2x and 4x are the samples "
-            "nearest a quarter, half and all of the events the run folded, so a run the budget cut short still "
-            "gives a curve, over fewer events."
-        ),
-        (
-            "The target's peer computes the same per-region counts: each event checked against the outcome "
-            "contract and turned into its change per kecamatan by reporting's own `effects` (every breakdown of "
-            "the published aggregate: segment, category, programs, funding, sex, age band, contributions by "
-            "payer, flows by day and month, rejection reasons and partners), grouped by kecamatan through a "
-            "repartition topic into Quix's RocksDB state: the same arithmetic, Quix's engine. Reporting does "
-            "more still: it deduplicates event ids, rolls kecamatan up to regency/city, province and nation, and "
-            "publishes coalesced snapshots every second. The headline peer keeps only events per outcome type "
-            "and active participants per regency/city, from the parsed JSON: it shows what the breakdowns and "
-            "the contract check cost."
-        ),
-    ]
+    section.details.append(contenders_table(n, us, same, headline))
+    section.notes[:0] = method_notes(h, n)
     return section

@@ -1,6 +1,9 @@
 """The notification service as a separate process against the real Kafka broker and MongoDB server, a real
 SMTP server and a real HTTP receiver: each audience and channel, scope, milestones, digests, redelivery,
 failures and slowness, and no NIK in clear anywhere.
+
+One module: each test is one scenario against the same running service, mail server and receiver
+(conftest.py), read back by the same few helpers; splitting it would only scatter them.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""The registration service as a separate process against the real Kafka broker and the real MongoDB server."""
+"""The registration service as a separate process against the real Kafka broker and the real MongoDB server.
+
+One module: each test is one scenario against the same running service and partner seed, built from the same
+request helpers; splitting it would only scatter them.
+"""
 
 from __future__ import annotations
 
@@ -199,6 +203,7 @@ def reasons(outcome: Any) -> set[str]:
     return {r.code for r in outcome.data.reasons}
 
 
+# Long as a table of cases is: one request per rejection path, all sent together, then one check each.
 async def test_every_rejection_path_is_answered_with_reason_codes(registration: Running, unique: str) -> None:
     active = nik()
     bad_checksum = "3271014506900000"  # serial 0000

@@ -2,6 +2,9 @@
 
 Every figure published on the compacted topic and served by the API is compared with an independent
 computation from the stream the test published (tests/unit/reporting/outcomes.py).
+
+One module: each test is one scenario against the same running service, read back by the same helpers
+(below); splitting it would only scatter them.
 """
 
 from __future__ import annotations

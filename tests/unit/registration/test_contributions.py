@@ -1,4 +1,8 @@
-"""Contributions: the figures DOMAIN.md states, who pays, and the invariants every calculation keeps."""
+"""Contributions: the figures DOMAIN.md states, who pays, and the invariants every calculation keeps.
+
+One module: its sections (one per segment, the invariants, the rate file) share the same request builders
+and packaged rates; split, each part would need them all the same.
+"""
 
 from __future__ import annotations
 

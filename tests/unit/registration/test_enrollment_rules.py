@@ -1,4 +1,7 @@
-"""The enrollment rules: one case per reason code (and per way to reach it), all findings at once."""
+"""The enrollment rules: one case per reason code (and per way to reach it), all findings at once.
+
+The rules for changes to a participation have their own module (test_change_rules.py); the count of every
+domain code against a case, here, takes its tables too."""
 
 from __future__ import annotations
 
@@ -9,13 +12,6 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from services.registration.domain.age import age_band, age_on
-from services.registration.domain.changes import (
-    apply_update,
-    check_transition,
-    validate_reactivation,
-    validate_termination,
-    validate_update,
-)
 from services.registration.domain.nik import format_nik
 from services.registration.domain.rules import (
     CATEGORIES,
@@ -31,18 +27,13 @@ from shared.events import (
     EmployerSize,
     EnrollmentRequest,
     FundingSource,
-    ParticipantStatus,
     Program,
-    ReactivationRequest,
-    RequestAction,
     RiskLevel,
     Segment,
     Sex,
-    TerminationReason,
-    TerminationRequest,
-    UpdateRequest,
 )
 from shared.reasons import ReasonCode
+from tests.unit.registration.test_change_rules import TRANSITIONS, UPDATE_CASES
 
 if TYPE_CHECKING:
     from shared.regions import Regions
@@ -50,8 +41,6 @@ if TYPE_CHECKING:
 R = ReasonCode
 P = Program
 TODAY = date(2025, 11, 24)
-START = date(2025, 12, 1)
-EARLIER = date(2025, 11, 1)  # a coverage start before TODAY, for changes to a running participation
 
 #: Codes only the registration service can give: they need the partner, the store or the raw message.
 SERVICE_CODES = frozenset(
@@ -77,21 +66,13 @@ def _female_nik(born: date, serial: int = 1) -> str:
 # (id, request, expected findings as (code, field), in the order the rules report them)
 ENROLLMENT_CASES: list[tuple[str, Case, list[tuple[ReasonCode, str | None]]]] = [
     ("nik-length", lambda b: b.bpu(worker=b.worker(nik="327101450690")), [(R.NIK_LENGTH, "worker.nik")]),
-    (
-        "nik-not-digits",
-        lambda b: b.bpu(worker=b.worker(nik="32710145069OOO01")),
-        [(R.NIK_NOT_DIGITS, "worker.nik")],
-    ),
+    ("nik-not-digits", lambda b: b.bpu(worker=b.worker(nik="32710145069OOO01")), [(R.NIK_NOT_DIGITS, "worker.nik")]),
     (
         "nik-birth-date-invalid",
         lambda b: b.bpu(worker=b.worker(nik="3271017104900001")),
         [(R.NIK_BIRTH_DATE_INVALID, "worker.nik")],
     ),
-    (
-        "nik-serial-zero",
-        lambda b: b.bpu(worker=b.worker(nik="3271014506900000")),
-        [(R.NIK_SERIAL_ZERO, "worker.nik")],
-    ),
+    ("nik-serial-zero", lambda b: b.bpu(worker=b.worker(nik="3271014506900000")), [(R.NIK_SERIAL_ZERO, "worker.nik")]),
     (
         "nik-birth-date-mismatch",
         lambda b: b.bpu(worker=b.worker(nik=_female_nik(date(1990, 6, 6)))),
@@ -104,11 +85,7 @@ ENROLLMENT_CASES: list[tuple[str, Case, list[tuple[ReasonCode, str | None]]]] = 
     ),
     ("region-unknown", lambda b: b.bpu(region_code="32.69"), [(R.REGION_UNKNOWN, "region_code")]),
     ("region-is-province", lambda b: b.bpu(region_code="32"), [(R.REGION_NOT_REGENCY_CITY, "region_code")]),
-    (
-        "region-is-kecamatan",
-        lambda b: b.bpu(region_code="32.71.01"),
-        [(R.REGION_NOT_REGENCY_CITY, "region_code")],
-    ),
+    ("region-is-kecamatan", lambda b: b.bpu(region_code="32.71.01"), [(R.REGION_NOT_REGENCY_CITY, "region_code")]),
     (
         "kecamatan-unknown",
         lambda b: b.bpu(worker=b.worker(domicile_kecamatan="32.71.99")),
@@ -124,36 +101,20 @@ ENROLLMENT_CASES: list[tuple[str, Case, list[tuple[ReasonCode, str | None]]]] = 
         lambda b: b.bpu(worker=b.worker(birth_date=b.aged(14))),
         [(R.AGE_BELOW_WORKING, "worker.birth_date")],
     ),
-    (
-        "jkp-age-above-limit",
-        lambda b: b.pu(worker=b.worker(birth_date=b.aged(54))),
-        [(R.AGE_ABOVE_LIMIT, "programs")],
-    ),
+    ("jkp-age-above-limit", lambda b: b.pu(worker=b.worker(birth_date=b.aged(54))), [(R.AGE_ABOVE_LIMIT, "programs")]),
     (
         "category-not-in-segment",
         lambda b: b.bpu(category=Category.FORMAL_EMPLOYEE),
         [(R.CATEGORY_NOT_IN_SEGMENT, "category")],
     ),
-    (
-        "jp-not-offered-to-bpu",
-        lambda b: b.bpu(programs=[P.JKK, P.JKM, P.JP]),
-        [(R.PROGRAM_NOT_OFFERED, "programs")],
-    ),
-    (
-        "jkp-not-offered-to-bpu",
-        lambda b: b.bpu(programs=[P.JKK, P.JKM, P.JKP]),
-        [(R.PROGRAM_NOT_OFFERED, "programs")],
-    ),
+    ("jp-not-offered-to-bpu", lambda b: b.bpu(programs=[P.JKK, P.JKM, P.JP]), [(R.PROGRAM_NOT_OFFERED, "programs")]),
+    ("jkp-not-offered-to-bpu", lambda b: b.bpu(programs=[P.JKK, P.JKM, P.JKP]), [(R.PROGRAM_NOT_OFFERED, "programs")]),
     (
         "jht-not-offered-to-jakon",
         lambda b: b.jakon(programs=[P.JKK, P.JKM, P.JHT]),
         [(R.PROGRAM_NOT_OFFERED, "programs")],
     ),
-    (
-        "jp-not-offered-to-pmi",
-        lambda b: b.pmi(programs=[P.JKK, P.JKM, P.JP]),
-        [(R.PROGRAM_NOT_OFFERED, "programs")],
-    ),
+    ("jp-not-offered-to-pmi", lambda b: b.pmi(programs=[P.JKK, P.JKM, P.JP]), [(R.PROGRAM_NOT_OFFERED, "programs")]),
     ("jkm-mandatory", lambda b: b.bpu(programs=[P.JKK]), [(R.PROGRAM_MANDATORY_MISSING, "programs")]),
     (
         # JP is mandatory for a large employer and a JKP prerequisite: reported once, as mandatory.
@@ -166,11 +127,7 @@ ENROLLMENT_CASES: list[tuple[str, Case, list[tuple[ReasonCode, str | None]]]] = 
         lambda b: b.pu(EmployerSize.SMALL, programs=[P.JKK, P.JKM]),
         [(R.PROGRAM_MANDATORY_MISSING, "programs")],
     ),
-    (
-        "program-duplicate",
-        lambda b: b.bpu(programs=[P.JKK, P.JKM, P.JKK, P.JKK]),
-        [(R.PROGRAM_DUPLICATE, "programs")],
-    ),
+    ("program-duplicate", lambda b: b.bpu(programs=[P.JKK, P.JKM, P.JKK, P.JKK]), [(R.PROGRAM_DUPLICATE, "programs")]),
     (
         "jkp-without-jht",
         lambda b: b.pu(EmployerSize.MICRO, programs=[P.JKK, P.JKM, P.JKP]),
@@ -181,42 +138,18 @@ ENROLLMENT_CASES: list[tuple[str, Case, list[tuple[ReasonCode, str | None]]]] = 
     ("wage-missing", lambda b: b.pu(monthly_wage=None), [(R.WAGE_MISSING, "monthly_wage")]),
     ("wage-zero", lambda b: b.pu(monthly_wage=0), [(R.WAGE_MISSING, "monthly_wage")]),
     ("income-missing", lambda b: b.bpu(declared_income=None), [(R.INCOME_MISSING, "declared_income")]),
-    (
-        "income-below-minimum",
-        lambda b: b.bpu(declared_income=999_999),
-        [(R.INCOME_BELOW_MINIMUM, "declared_income")],
-    ),
-    (
-        "contract-value-missing",
-        lambda b: b.jakon(contract_value=None),
-        [(R.CONTRACT_VALUE_MISSING, "contract_value")],
-    ),
-    (
-        "contract-value-zero",
-        lambda b: b.jakon(contract_value=0),
-        [(R.CONTRACT_VALUE_MISSING, "contract_value")],
-    ),
+    ("income-below-minimum", lambda b: b.bpu(declared_income=999_999), [(R.INCOME_BELOW_MINIMUM, "declared_income")]),
+    ("contract-value-missing", lambda b: b.jakon(contract_value=None), [(R.CONTRACT_VALUE_MISSING, "contract_value")]),
+    ("contract-value-zero", lambda b: b.jakon(contract_value=0), [(R.CONTRACT_VALUE_MISSING, "contract_value")]),
     (
         "contract-months-missing",
         lambda b: b.pmi(contract_months=None),
         [(R.CONTRACT_MONTHS_MISSING, "contract_months")],
     ),
     ("wage-for-bpu", lambda b: b.bpu(monthly_wage=2_000_000), [(R.FIELD_NOT_APPLICABLE, "monthly_wage")]),
-    (
-        "income-for-pu",
-        lambda b: b.pu(declared_income=2_000_000),
-        [(R.FIELD_NOT_APPLICABLE, "declared_income")],
-    ),
-    (
-        "contract-value-for-pmi",
-        lambda b: b.pmi(contract_value=1),
-        [(R.FIELD_NOT_APPLICABLE, "contract_value")],
-    ),
-    (
-        "contract-months-for-bpu",
-        lambda b: b.bpu(contract_months=12),
-        [(R.FIELD_NOT_APPLICABLE, "contract_months")],
-    ),
+    ("income-for-pu", lambda b: b.pu(declared_income=2_000_000), [(R.FIELD_NOT_APPLICABLE, "declared_income")]),
+    ("contract-value-for-pmi", lambda b: b.pmi(contract_value=1), [(R.FIELD_NOT_APPLICABLE, "contract_value")]),
+    ("contract-months-for-bpu", lambda b: b.bpu(contract_months=12), [(R.FIELD_NOT_APPLICABLE, "contract_months")]),
     (
         "employer-for-bpu",
         lambda b: b.bpu(employer=Employer(registration_number="1", size=EmployerSize.MICRO)),
@@ -371,158 +304,11 @@ def test_the_funding_matrix_covers_every_category() -> None:
     assert [key for key, allowed in FUNDING.items() if allowed & public] == [(Segment.BPU, Category.VULNERABLE)]
 
 
-# --- Updates, terminations, reactivations -------------------------------------------------------------------
-
-NIK = "3271014506900001"
-
-
-def update(**changes: Any) -> UpdateRequest:
-    fields: dict[str, Any] = {
-        "request_id": "u-1",
-        "nik": NIK,
-        "segment": Segment.BPU,
-        "effective_date": TODAY,
-    }
-    return UpdateRequest(**(fields | changes))
-
-
-UPDATE_CASES: list[tuple[str, UpdateRequest, list[tuple[ReasonCode, str | None]]]] = [
-    ("income", update(declared_income=1_500_000), []),
-    ("contact", update(phone="+6281234567890", contact_consent=True), []),
-    ("empty", update(), [(R.UPDATE_EMPTY, None)]),
-    ("bad-nik", update(nik="1234", phone="+62811"), [(R.NIK_LENGTH, "nik")]),
-    ("wage-for-bpu", update(monthly_wage=3_000_000), [(R.FIELD_NOT_APPLICABLE, "monthly_wage")]),
-    (
-        "income-for-pu",
-        update(segment=Segment.PU, declared_income=1),
-        [(R.FIELD_NOT_APPLICABLE, "declared_income")],
-    ),
-    ("wage-zero", update(segment=Segment.PU, monthly_wage=0), [(R.WAGE_MISSING, "monthly_wage")]),
-    ("income-too-low", update(declared_income=900_000), [(R.INCOME_BELOW_MINIMUM, "declared_income")]),
-    ("jp-for-bpu", update(programs=[P.JKK, P.JKM, P.JP]), [(R.PROGRAM_NOT_OFFERED, "programs")]),
-    ("no-jkm", update(programs=[P.JKK, P.JHT]), [(R.PROGRAM_MANDATORY_MISSING, "programs")]),
-    (
-        "too-late",
-        update(phone="+62811", effective_date=TODAY + timedelta(days=93)),
-        [(R.EFFECTIVE_DATE_INVALID, "effective_date")],
-    ),
-]
-
-
-@pytest.mark.parametrize(
-    ("request_", "expected"), [(u, e) for _, u, e in UPDATE_CASES], ids=[i for i, _, _ in UPDATE_CASES]
-)
-def test_update_violations(
-    request_: UpdateRequest, expected: list[tuple[ReasonCode, str | None]], regions: Regions
-) -> None:
-    assert [(v.code, v.field) for v in validate_update(request_, TODAY, regions)] == expected
-
-
-def test_an_update_against_the_current_terms(build: Any, regions: Regions) -> None:
-    current = build.pu(EmployerSize.MICRO, programs=[P.JKK, P.JKM], coverage_start=EARLIER)
-    jkp_alone = update(segment=Segment.PU, programs=[P.JKK, P.JKM, P.JKP])
-    with_jht = update(segment=Segment.PU, programs=[P.JKK, P.JKM, P.JHT, P.JKP])
-    assert [v.code for v in validate_update(jkp_alone, TODAY, regions, current=current)] == [R.JKP_PREREQUISITE_MISSING]
-    assert validate_update(with_jht, TODAY, regions, current=current) == []
-    # Without the current terms the employer's size is unknown: what holds for every size is checked.
-    assert [v.code for v in validate_update(jkp_alone, TODAY, regions)] == [R.JKP_PREREQUISITE_MISSING]
-
-
-def test_jkp_added_later_checks_the_age_on_the_effective_date(build: Any, regions: Regions) -> None:
-    current = build.pu(
-        programs=[P.JKK, P.JKM, P.JHT, P.JP],
-        worker=build.worker(birth_date=build.aged(54, TODAY)),
-        coverage_start=EARLIER,
-    )
-    request = update(segment=Segment.PU, programs=[P.JKK, P.JKM, P.JHT, P.JP, P.JKP])
-    assert [(v.code, v.field) for v in validate_update(request, TODAY, regions, current=current)] == [
-        (R.AGE_ABOVE_LIMIT, "programs")
-    ]
-
-
-def test_an_update_cannot_take_effect_before_the_coverage(build: Any, regions: Regions) -> None:
-    current = build.bpu(coverage_start=TODAY)
-    request = update(phone="+62811", effective_date=TODAY - timedelta(days=1))
-    assert [v.code for v in validate_update(request, TODAY, regions, current=current)] == [R.EFFECTIVE_DATE_INVALID]
-
-
-def test_apply_update_changes_only_what_is_given(build: Any) -> None:
-    current = build.bpu()
-    after = apply_update(current, update(declared_income=2_000_000, phone="+62811", programs=[P.JKK, P.JKM, P.JHT]))
-    assert after.declared_income == 2_000_000
-    assert after.programs == [P.JKK, P.JKM, P.JHT]
-    assert after.worker.phone == "+62811"
-    assert after.worker.nik == current.worker.nik
-    assert after.coverage_start == current.coverage_start
-    assert apply_update(current, update(contact_consent=False)).worker.contact_consent is False
-    assert apply_update(current, update(email="a@example.com")).declared_income == current.declared_income
-
-
-def termination(**changes: Any) -> TerminationRequest:
-    fields: dict[str, Any] = {
-        "request_id": "t-1",
-        "nik": NIK,
-        "segment": Segment.BPU,
-        "reason": TerminationReason.DECEASED,
-        "effective_date": TODAY,
-    }
-    return TerminationRequest(**(fields | changes))
-
-
-def test_terminations_may_be_reported_late(regions: Regions) -> None:
-    assert validate_termination(termination(effective_date=TODAY - timedelta(days=200)), TODAY, regions) == []
-    late = termination(effective_date=TODAY - timedelta(days=400))
-    assert [v.code for v in validate_termination(late, TODAY, regions)] == [R.EFFECTIVE_DATE_INVALID]
-
-
-def test_a_termination_before_the_coverage_start(build: Any, regions: Regions) -> None:
-    current = build.bpu(coverage_start=TODAY)
-    early = termination(effective_date=TODAY - timedelta(days=3))
-    assert [v.code for v in validate_termination(early, TODAY, regions, current=current)] == [R.EFFECTIVE_DATE_INVALID]
-
-
-def test_a_termination_needs_a_valid_nik(regions: Regions) -> None:
-    assert [(v.code, v.field) for v in validate_termination(termination(nik="x" * 16), TODAY, regions)] == [
-        (R.NIK_NOT_DIGITS, "nik")
-    ]
-
-
-def test_reactivations(regions: Regions) -> None:
-    request = ReactivationRequest(request_id="r-1", nik=NIK, segment=Segment.BPU, effective_date=TODAY)
-    assert validate_reactivation(request, TODAY, regions) == []
-    backdated = request.model_copy(update={"effective_date": TODAY - timedelta(days=60)})
-    assert [v.code for v in validate_reactivation(backdated, TODAY, regions)] == [R.EFFECTIVE_DATE_INVALID]
-
-
-A = RequestAction
-S = ParticipantStatus
-TRANSITIONS: list[tuple[RequestAction, ParticipantStatus | None, ReasonCode | None]] = [
-    (A.ENROLL, None, None),
-    (A.ENROLL, S.ACTIVE, R.PARTICIPANT_ALREADY_ACTIVE),
-    (A.ENROLL, S.TERMINATED, None),
-    (A.UPDATE, None, R.PARTICIPANT_UNKNOWN),
-    (A.UPDATE, S.ACTIVE, None),
-    (A.UPDATE, S.TERMINATED, R.PARTICIPANT_NOT_ACTIVE),
-    (A.TERMINATE, None, R.PARTICIPANT_UNKNOWN),
-    (A.TERMINATE, S.ACTIVE, None),
-    (A.TERMINATE, S.TERMINATED, R.PARTICIPANT_NOT_ACTIVE),
-    (A.REACTIVATE, None, R.PARTICIPANT_UNKNOWN),
-    (A.REACTIVATE, S.ACTIVE, R.PARTICIPANT_ALREADY_ACTIVE),
-    (A.REACTIVATE, S.TERMINATED, None),
-]
-
-
-@pytest.mark.parametrize(("action", "status", "expected"), TRANSITIONS)
-def test_transitions(action: RequestAction, status: ParticipantStatus | None, expected: ReasonCode | None) -> None:
-    violation = check_transition(action, status)
-    assert (violation.code if violation else None) == expected
-
-
 def test_every_domain_code_has_a_case() -> None:
     covered = {code for _, _, expected in ENROLLMENT_CASES for code, _ in expected}
     covered |= {code for _, _, expected in UPDATE_CASES for code, _ in expected}
     covered |= {code for _, _, code in TRANSITIONS if code is not None}
-    # Tested above on their own: the warnings, and the age limit a deployment may configure.
+    # Tested on their own: the warnings (above) and the effective date of a change (test_change_rules.py).
     covered |= {R.NIK_REGION_UNKNOWN, R.KECAMATAN_NOT_IN_REGION, R.EFFECTIVE_DATE_INVALID}
     assert covered == set(ReasonCode) - SERVICE_CODES
 

@@ -1,5 +1,9 @@
 """The fold, pure: figures equal an independent computation; redeliveries, duplicates and crashes change
-nothing; children add up to their parent; a participation moves between regions and states as it should."""
+nothing; children add up to their parent; a participation moves between regions and states as it should.
+
+One module: every test drives the same fold through the same partitioned stream, batches and in-memory
+store (the helpers below); splitting it would only scatter them.
+"""
 
 from __future__ import annotations
 
