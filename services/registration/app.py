@@ -30,25 +30,69 @@ from shared.regions import load_regions
 from shared.runtime import Probe, asgi_app, new_broker
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from faststream.asgi import AsgiFastStream
     from faststream.kafka import KafkaBroker
 
-    from shared.consumer import Records
     from shared.regions import Regions
 
 
-@dataclass
-class Runtime:
-    """What the lifespan creates: the store's client, the store and the intake (None until it has run)."""
+@dataclass(frozen=True)
+class Running:
+    """What the lifespan creates, for the subscriber and the HTTP routes."""
 
-    mongo: AsyncMongoClient[Document] | None = None
-    store: MongoRegistrationStore | None = None
-    intake: Intake | None = None
+    mongo: AsyncMongoClient[Document]
+    store: MongoRegistrationStore
+    intake: Intake
 
-    async def handle(self, records: Records) -> None:
-        if self.intake is None:
-            raise RuntimeError("registration has not started; the batch is read again")
-        await self.intake.handle(records)
+
+@asynccontextmanager
+async def start(
+    settings: RegistrationSettings, broker: KafkaBroker, regions: Regions, sealer: Sealer
+) -> AsyncIterator[Running]:
+    """Indexes, topics and the seeded partners (each safe to repeat, by several instances at once); then the
+    intake that decodes batches for the application layer."""
+    mongo: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongodb_url, tz_aware=True)
+    try:
+        store = MongoRegistrationStore(mongo, settings.mongodb_database, sealer)
+        await store.create_indexes()
+        if settings.create_topics:
+            await ensure_topics(settings.kafka_bootstrap_servers, **settings.kafka_client_options())
+        if settings.partners_seed_file is not None:
+            for item in json.loads(settings.partners_seed_file.read_text()):
+                await store.upsert_partner(Partner.model_validate(item))
+        registration = Registration(
+            request_log=store,
+            participations=store,
+            partners=store,
+            publish=functools.partial(publish_all, broker),
+            regions=regions,
+            nik_secret=settings.nik_hash_secret.get_secret_value().encode(),
+            outcomes_topic=settings.outcomes_topic,
+            partner_outcome_topics=settings.partner_outcome_topics,
+        )
+        dead_letters = DeadLetters("registration", settings.dead_letters_topic, sealer)
+        yield Running(mongo, store, Intake(registration, dead_letters, settings.max_message_bytes))
+    finally:
+        await mongo.close()
+
+
+def subscribe(
+    broker: KafkaBroker, settings: RegistrationSettings, intake: Callable[[], Intake], failures: Counter
+) -> None:
+    """The intake subscriber, and what registration publishes (declared for the AsyncAPI document)."""
+    batch_subscriber(
+        broker,
+        Batches.of(settings, settings.requests_topic),
+        lambda records: intake().handle(records),
+        failures=failures,
+        title="enrollment requests",
+        description="Partners' enroll / update / terminate / reactivate requests; one outcome each.",
+    )
+    # Keyed records, published directly rather than through these publishers.
+    broker.publisher(settings.outcomes_topic, title="enrollment outcomes", schema=Outcome)
+    broker.publisher(settings.dead_letters_topic, title="dead letters", schema=DeadLetterRecorded)
 
 
 def create_app(settings: RegistrationSettings | None = None) -> AsgiFastStream:
@@ -64,33 +108,26 @@ def create_app(settings: RegistrationSettings | None = None) -> AsgiFastStream:
     )
     regions = load_regions()
     sealer = Sealer(settings.seal_key.get_secret_value())
-    runtime = Runtime()
-    probe = Probe(broker, lambda: runtime.mongo)
-    batch_subscriber(
-        broker,
-        Batches.of(settings, settings.requests_topic),
-        runtime.handle,
-        failures=Counter("registration_batch_failures", "batches that failed and were rewound", registry=registry),
-        title="enrollment requests",
-        description="Partners' enroll / update / terminate / reactivate requests; one outcome each.",
-    )
-    # Declared for the AsyncAPI document: what registration publishes (the service publishes keyed records).
-    broker.publisher(settings.outcomes_topic, title="enrollment outcomes", schema=Outcome)
-    broker.publisher(settings.dead_letters_topic, title="dead letters", schema=DeadLetterRecorded)
+    running: Running | None = None
+
+    def started() -> Running:
+        if running is None:
+            raise RuntimeError("registration has not started; the batch is read again")
+        return running
+
+    failures = Counter("registration_batch_failures", "batches that failed and were rewound", registry=registry)
+    subscribe(broker, settings, lambda: started().intake, failures)
+    probe = Probe(broker, lambda: running.mongo if running else None)
 
     @asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:
-        mongo: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongodb_url, tz_aware=True)
-        store = MongoRegistrationStore(mongo, settings.mongodb_database, sealer)
-        runtime.mongo, runtime.store = mongo, store
-        await _prepare(settings, store)
-        runtime.intake = _intake(settings, store, broker, regions, sealer)
-        probe.ready = True
-        try:
-            yield
-        finally:
-            probe.ready = False
-            await mongo.close()
+        nonlocal running
+        async with start(settings, broker, regions, sealer) as running:
+            probe.ready = True
+            try:
+                yield
+            finally:
+                probe.ready = False
 
     admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
     return asgi_app(
@@ -99,33 +136,6 @@ def create_app(settings: RegistrationSettings | None = None) -> AsgiFastStream:
         registry,
         title="Lindungi registration",
         description="Validates partners' enrollment requests, keeps participants, publishes one outcome each.",
-        routes=PartnersApi(lambda: runtime.store, regions, admin_token).routes(),
+        routes=PartnersApi(lambda: running.store if running else None, regions, admin_token).routes(),
         lifespan=lifespan,
     )
-
-
-async def _prepare(settings: RegistrationSettings, store: MongoRegistrationStore) -> None:
-    """Indexes, topics and the seeded partners: each safe to repeat, and by several instances at once."""
-    await store.create_indexes()
-    if settings.create_topics:
-        await ensure_topics(settings.kafka_bootstrap_servers, **settings.kafka_client_options())
-    if settings.partners_seed_file is not None:
-        for item in json.loads(settings.partners_seed_file.read_text()):
-            await store.upsert_partner(Partner.model_validate(item))
-
-
-def _intake(
-    settings: RegistrationSettings, store: MongoRegistrationStore, broker: KafkaBroker, regions: Regions, sealer: Sealer
-) -> Intake:
-    registration = Registration(
-        request_log=store,
-        participations=store,
-        partners=store,
-        publish=functools.partial(publish_all, broker),
-        regions=regions,
-        nik_secret=settings.nik_hash_secret.get_secret_value().encode(),
-        outcomes_topic=settings.outcomes_topic,
-        partner_outcome_topics=settings.partner_outcome_topics,
-    )
-    dead_letters = DeadLetters("registration", settings.dead_letters_topic, sealer)
-    return Intake(registration, dead_letters, settings.max_message_bytes)

@@ -302,7 +302,7 @@ FLOW_OF = {
 }
 
 
-def reference(stream: list[tuple[str, ev.CloudEvent[Any]]], today: date) -> dict[str, dict[str, Any]]:  # noqa: C901
+def reference(stream: list[tuple[str, ev.CloudEvent[Any]]], today: date) -> dict[str, dict[str, Any]]:  # noqa: C901 - the rules restated plainly, one branch per kind of outcome, to check the fold against
     """Figures per region from the stream (each event id once), for the WIB date `today`."""
     figures: dict[str, dict[str, Any]] = {}
     final: dict[str, ev.Participant] = {}
