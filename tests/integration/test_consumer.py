@@ -1,0 +1,148 @@
+"""The shared batch consumer on the real broker: offsets are committed only after the handler's effects.
+
+Every service subscribes through `shared.consumer.batch_subscriber`, so these are the delivery guarantees
+all three rest on: a batch whose handler fails is read again and nothing of it is committed; a batch handled
+is committed once; a service that commits after its own state writes (`commit=False`) is left to do so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from faststream.kafka import KafkaBroker
+from prometheus_client import CollectorRegistry, Counter
+
+from shared.consumer import Batches, Records, batch_subscriber
+
+pytestmark = pytest.mark.integration
+
+COUNT = 20
+
+
+async def _topic_with_records(bootstrap: str, topic: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name=topic, num_partitions=2, replication_factor=1)])
+    finally:
+        await admin.close()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        for i in range(COUNT):
+            await producer.send_and_wait(topic, f"r{i}".encode(), key=f"k{i % 5}".encode())
+    finally:
+        await producer.stop()
+
+
+async def _committed(bootstrap: str, group: str, topic: str) -> int:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    return sum(meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset > 0)
+
+
+async def _run(
+    bootstrap: str, topic: str, group: str, handle: Callable[[Records], Any], done: asyncio.Event
+) -> Counter:
+    failures = Counter("failures", "batches read again", registry=CollectorRegistry())
+    broker = KafkaBroker(bootstrap)
+    batch_subscriber(
+        broker,
+        Batches(topic, group, max_records=50, timeout_ms=50),
+        handle,
+        failures=failures,
+        title="test",
+        description="test",
+        back_off=0.1,
+    )
+    async with broker:
+        await broker.start()
+        await asyncio.wait_for(done.wait(), 60)
+    return failures
+
+
+async def test_a_failed_batch_is_read_again_and_committed_only_once_handled(kafka_bootstrap: str, unique: str) -> None:
+    topic, group = f"consumer.{unique}", f"consumer-{unique}"
+    await _topic_with_records(kafka_bootstrap, topic)
+    handled: list[bytes] = []
+    attempts = 0
+    done = asyncio.Event()
+
+    async def handle(records: Sequence[Any]) -> None:
+        nonlocal attempts
+        attempts += 1
+        if attempts == 1:
+            raise RuntimeError("the store is down")
+        handled.extend(r.value for r in records)
+        if len(handled) >= COUNT:
+            done.set()
+
+    failures = await _run(kafka_bootstrap, topic, group, handle, done)
+
+    assert failures._value.get() == 1
+    # Nothing lost (the failed batch came again), nothing doubled (a handled batch is not delivered again).
+    assert sorted(handled) == sorted(f"r{i}".encode() for i in range(COUNT))
+    assert await _committed(kafka_bootstrap, group, topic) == COUNT
+
+
+async def test_commit_false_leaves_committing_to_the_service_and_rewind_is_its_own(
+    kafka_bootstrap: str, unique: str
+) -> None:
+    topic, group = f"consumer.{unique}", f"consumer-{unique}"
+    await _topic_with_records(kafka_bootstrap, topic)
+    handled: list[bytes] = []
+    rewound: list[set[TopicPartition]] = []
+    failed_once = False
+    done = asyncio.Event()
+
+    async def handle(records: Sequence[Any]) -> None:
+        nonlocal failed_once
+        if not failed_once:
+            failed_once = True
+            raise RuntimeError("the store is down")
+        handled.extend(r.value for r in records)
+        if len(set(handled)) >= COUNT:
+            done.set()
+
+    def rewind(records: Records) -> None:
+        # This service keeps no cursor of its own: it asks for the records again by seeking to the first.
+        rewound.append({TopicPartition(r.topic, r.partition) for r in records})
+        first: dict[TopicPartition, int] = {}
+        for r in records:
+            tp = TopicPartition(r.topic, r.partition)
+            first[tp] = min(first.get(tp, r.offset), r.offset)
+        for tp, offset in first.items():
+            consumer.seek(tp, offset)
+
+    failures = Counter("failures", "batches read again", registry=CollectorRegistry())
+    broker = KafkaBroker(kafka_bootstrap)
+    subscriber = batch_subscriber(
+        broker,
+        Batches(topic, group, max_records=50, timeout_ms=50),
+        handle,
+        failures=failures,
+        title="test",
+        description="test",
+        commit=False,
+        rewind=rewind,
+        back_off=0.1,
+    )
+    async with broker:
+        await broker.start()
+        consumer = subscriber.consumer
+        assert consumer is not None
+        await asyncio.wait_for(done.wait(), 60)
+
+    assert failures._value.get() == 1
+    assert len(rewound) == 1
+    assert set(handled) == {f"r{i}".encode() for i in range(COUNT)}
+    assert await _committed(kafka_bootstrap, group, topic) == 0  # the service commits after its state writes
