@@ -12,15 +12,24 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings
-from shared.topics import ENROLLMENT_OUTCOMES, NOTIFICATION_DELIVERIES, REGION_AGGREGATES
+from shared.topics import DEAD_LETTERS, ENROLLMENT_OUTCOMES, NOTIFICATION_DELIVERIES, REGION_AGGREGATES
 
 
 class NotificationSettings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="NOTIFICATION_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="NOTIFICATION_", extra="ignore", frozen=True, populate_by_name=True)
+
+    # The shared name (`dead_letters_topic`, as in the other services); NOTIFICATION_DEAD_LETTER_TOPIC, the
+    # name this setting had before, is still read so that existing deployments keep their topic.
+    dead_letters_topic: str = Field(
+        default=DEAD_LETTERS.name,
+        validation_alias=AliasChoices(
+            "NOTIFICATION_DEAD_LETTERS_TOPIC", "NOTIFICATION_DEAD_LETTER_TOPIC", "LINDUNGI_DEAD_LETTERS_TOPIC"
+        ),
+    )
 
     mongodb_database: str = "lindungi_notification"
     http_port: int = 8003
