@@ -11,12 +11,16 @@ One row is one request. Columns (header names, any order; blank cells are "not g
 
 A file is read whole before anything is published: a row that cannot be read stops the publication and
 is reported with its row number and what is wrong.
+
+The results file (`write_results`) has one line per input row: first `RESULT_COLUMNS`' outcome columns, then
+`CONTRIBUTION_COLUMNS`, the monthly contribution the outcome event states, so a finance office can reconcile
+its budget line against the file (docs/partners.md, "The results file").
 """
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +36,22 @@ COLUMNS = (
     "employer_size", "jkk_risk", "programs", "monthly_wage", "declared_income", "contract_value",
     "contract_months", "funding_source", "coverage_start", "reason", "effective_date",
 )  # fmt: skip
-RESULT_COLUMNS = ("row", "request_id", "outcome", "reason_codes", "messages", "event_id")
+# One column per program and per payer, in the vocabulary's order, every one always present: a spreadsheet
+# formula keeps pointing at the same column whatever the file holds. Amounts are whole Rupiah exactly as the
+# outcome event states them (no rounding, no thousands separators), so the per-program columns and the
+# per-payer columns each add up to `total_monthly`, as they do in the event.
+CONTRIBUTION_COLUMNS = (
+    "funding_source",
+    "contributions_as_of",
+    *(f"contribution_{program.value}" for program in ev.Program),
+    *(f"paid_by_{payer.value.lower()}" for payer in ev.Payer),
+    "total_monthly",
+)
+# The first six columns are the ones results files have always had: readers that know only them keep working.
+RESULT_COLUMNS = ("row", "request_id", "outcome", "reason_codes", "messages", "event_id", *CONTRIBUTION_COLUMNS)
+_NO_CONTRIBUTION = ("",) * len(CONTRIBUTION_COLUMNS)
+
+Cell = str | int
 
 
 class FileError(Exception):
@@ -173,19 +192,39 @@ def read_requests(path: Path, partner_id: str) -> list[Row]:  # noqa: C901 - one
     return rows
 
 
-def write_results(path: Path, rows: list[Row], outcomes: dict[str, Any]) -> None:
-    """One line per input row: the outcome, every reason code and its message."""
+def contribution_cells(participant: ev.Participant) -> tuple[Cell, ...]:
+    """The participation's monthly contribution as `CONTRIBUTION_COLUMNS` cells; a program or payer the
+    event leaves out pays nothing, so its cell is 0."""
+    money = participant.contributions
+    return (
+        participant.funding_source.value,
+        money.as_of.isoformat(),
+        *(money.by_program.get(program, 0) for program in ev.Program),
+        *(money.by_payer.get(payer, 0) for payer in ev.Payer),
+        money.total,
+    )
+
+
+def result_row(row: Row, outcome: ev.Outcome | None) -> list[Cell]:
+    """One results line: the outcome, every reason code and its message, and the contribution decided.
+
+    Contribution cells are empty when no participation stands behind the line (rejected, or no outcome yet).
+    A terminated participation's line shows the contribution that stops, as its outcome event does.
+    """
+    request_id = row.event.data.request_id
+    if outcome is None:
+        return [row.number, request_id, "PENDING", "", "", "", *_NO_CONTRIBUTION]
+    kind = outcome.type.rsplit(".", 1)[-1].upper()
+    if isinstance(outcome, ev.RequestRejected):
+        codes = " ".join(r.code for r in outcome.data.reasons)
+        messages = " | ".join(r.message_id for r in outcome.data.reasons)
+        return [row.number, request_id, kind, codes, messages, outcome.id, *_NO_CONTRIBUTION]
+    return [row.number, request_id, kind, "", "", outcome.id, *contribution_cells(outcome.data.participant)]
+
+
+def write_results(path: Path, rows: list[Row], outcomes: Mapping[str, ev.Outcome]) -> None:
+    """One line per input row (`result_row`), under the `RESULT_COLUMNS` header."""
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(RESULT_COLUMNS)
-        for row in rows:
-            outcome = outcomes.get(row.event.data.request_id)
-            if outcome is None:
-                writer.writerow([row.number, row.event.data.request_id, "PENDING", "", "", ""])
-                continue
-            kind = outcome.type.rsplit(".", 1)[-1].upper()
-            codes = messages = ""
-            if isinstance(outcome, ev.RequestRejected):
-                codes = " ".join(r.code for r in outcome.data.reasons)
-                messages = " | ".join(r.message_id for r in outcome.data.reasons)
-            writer.writerow([row.number, row.event.data.request_id, kind, codes, messages, outcome.id])
+        writer.writerows(result_row(row, outcomes.get(row.event.data.request_id)) for row in rows)

@@ -143,9 +143,9 @@ async def _collect(  # noqa: PLR0913 - the facts of one wait
     wanted: set[str],
     within: float,
     progress: Progress,
-) -> dict[str, Any]:
+) -> dict[str, ev.Outcome]:
     task = progress.add_task("waiting for outcomes", total=len(wanted))
-    found: dict[str, Any] = {}
+    found: dict[str, ev.Outcome] = {}
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest")
     await consumer.start()
     try:
@@ -201,7 +201,7 @@ def publish(
     results = results or file.with_suffix(".results.csv")
     outcomes_topic = config.outcomes_topic
 
-    async def run() -> dict[str, Any]:
+    async def run() -> dict[str, ev.Outcome]:
         start = await _end_offsets(config.kafka_bootstrap_servers, outcomes_topic)
         with Progress(console=console) as progress:
             await _publish(rows, config.kafka_bootstrap_servers, config.requests_topic, progress)

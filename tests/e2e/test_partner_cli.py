@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import json
 import os
@@ -12,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import ROOT, ServiceProcess
+from lindungi.files import CONTRIBUTION_COLUMNS
+from shared import events as ev
+from tests.support import ROOT, ServiceProcess, consume_until
 
 pytestmark = pytest.mark.e2e
 
@@ -82,6 +85,37 @@ def test_publish_a_generated_file_and_get_a_correct_results_file(cli_env: dict[s
             assert row["outcome"] == "REJECTED", row
             assert set(label.split()) <= set(row["reason_codes"].split()), row
             assert row["messages"], row
+    assert_the_amounts_are_the_outcome_events(cli_env, results)
+
+
+def assert_the_amounts_are_the_outcome_events(env: dict[str, str], results: list[dict[str, str]]) -> None:
+    """Every accepted row carries its outcome event's contribution; a rejected row carries none."""
+    assert tuple(results[0])[-len(CONTRIBUTION_COLUMNS) :] == CONTRIBUTION_COLUMNS
+    answers = len({row["request_id"] for row in results})  # one outcome per request, re-sent ones included
+    records = asyncio.run(
+        consume_until(
+            env["LINDUNGI_KAFKA_BOOTSTRAP_SERVERS"], env["LINDUNGI_OUTCOMES_TOPIC"], lambda r: len(r) >= answers
+        )
+    )
+    outcomes = {o.id: o for o in (ev.outcome_adapter.validate_json(r.value) for r in records)}
+    accepted = [row for row in results if row["outcome"] == "REGISTERED"]
+    assert accepted
+    for row in accepted:
+        outcome = outcomes[row["event_id"]]
+        assert isinstance(outcome, ev.ParticipantRegistered), row
+        participant = outcome.data.participant
+        money = participant.contributions
+        assert row["funding_source"] == participant.funding_source.value, row
+        assert row["contributions_as_of"] == money.as_of.isoformat(), row
+        assert [int(row[f"contribution_{p.value}"]) for p in ev.Program] == [
+            money.by_program.get(p, 0) for p in ev.Program
+        ], row
+        paid = [int(row[f"paid_by_{p.value.lower()}"]) for p in ev.Payer]
+        assert paid == [money.by_payer.get(p, 0) for p in ev.Payer], row
+        assert sum(paid) == int(row["total_monthly"]) == money.total, row
+    for row in results:
+        if row["outcome"] == "REJECTED":
+            assert all(row[column] == "" for column in CONTRIBUTION_COLUMNS), row
 
 
 def test_a_bad_file_is_refused_with_row_numbers_and_nothing_published(cli_env: dict[str, str], tmp_path: Path) -> None:
