@@ -20,14 +20,23 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
+from aiokafka import AIOKafkaConsumer, TopicPartition  # noqa: E402
+from rich import box  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
+
+from shared.topics import ENROLLMENT_OUTCOMES  # noqa: E402
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 STATE = ROOT / ".local"
 SECRETS = STATE / "secrets.env"
@@ -42,6 +51,8 @@ URLS = {
 # Kota Bogor, Kota Depok, Kabupaten Bogor, Jakarta Selatan, Kota Surabaya, Kota Makassar
 SAMPLE_REGIONS = "32.71,32.76,32.01,31.74,35.78,73.71"
 SAMPLE_SIZE = 3000
+KAFKA = "127.0.0.1:9092"
+OUTCOMES = ENROLLMENT_OUTCOMES.name
 console = Console()
 
 
@@ -82,7 +93,7 @@ def environment() -> dict[str, str]:
     return {
         **os.environ,
         **secrets,
-        "LINDUNGI_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9092",
+        "LINDUNGI_KAFKA_BOOTSTRAP_SERVERS": KAFKA,
         "LINDUNGI_MONGODB_URL": "mongodb://127.0.0.1:27017/",
         "REGISTRATION_PARTNERS_SEED_FILE": str(SAMPLE / "partners.json"),
         "NOTIFICATION_SEED_FILE": str(notification_seed()),
@@ -161,37 +172,126 @@ def publish_sample(env: dict[str, str]) -> None:
         raise SystemExit("publishing the sample failed")
 
 
-def coverage_table() -> None:
-    regions = SAMPLE_REGIONS.split(",")
-    deadline = time.monotonic() + 30
+@dataclass(frozen=True)
+class Folding:
+    """How far reporting's published figures are behind the outcome topic, partition by partition."""
+
+    folded: int
+    published: int
+    behind: dict[str, int]  # "topic:partition" -> outcomes on the topic that the figures do not count yet
+
+    @property
+    def complete(self) -> bool:
+        return not self.behind
+
+    def line(self) -> str:
+        return f"reporting has folded {self.folded:,} of {self.published:,} outcomes"
+
+    def what_is_behind(self) -> str:
+        return ", ".join(f"{partition} by {n:,}" for partition, n in sorted(self.behind.items()))
+
+
+def folding(source_offsets: Mapping[str, int], end_offsets: Mapping[str, int]) -> Folding:
+    """Compare the offsets reporting says its figures reflect (`source_offsets` of an aggregate: "topic:partition"
+    -> next offset) with the outcome topic's end offsets. A partition reporting has not reported yet counts as
+    nothing folded: every region being non-zero says nothing about whether the last outcome is in."""
+    behind: dict[str, int] = {}
+    folded = 0
+    for partition, end in end_offsets.items():
+        reached = min(source_offsets.get(partition, 0), end)
+        folded += reached
+        if reached < end:
+            behind[partition] = end - reached
+    return Folding(folded=folded, published=sum(end_offsets.values()), behind=behind)
+
+
+async def outcome_end_offsets(consumer: AIOKafkaConsumer) -> dict[str, int]:
+    partitions = [TopicPartition(OUTCOMES, p) for p in sorted(consumer.partitions_for_topic(OUTCOMES) or ())]
+    return {f"{tp.topic}:{tp.partition}": end for tp, end in (await consumer.end_offsets(partitions)).items()}
+
+
+async def wait_folded(within: float = 120) -> Folding:
+    """Poll the national aggregate until reporting has folded every outcome on the topic (or `within` passes)."""
+    # Subscribed (without a group, from the end) only so that the client keeps the topic's partitions in its
+    # metadata: `topics()` fetches metadata without keeping it, and partitions_for_topic then knows nothing.
+    consumer = AIOKafkaConsumer(OUTCOMES, bootstrap_servers=KAFKA, group_id=None, auto_offset_reset="latest")
+    await consumer.start()
+    deadline = time.monotonic() + within
+    try:
+        async with httpx.AsyncClient(base_url=URLS["reporting"], timeout=5) as client:
+            with console.status("waiting for reporting") as status:
+                while True:
+                    # Read every time: the end moves while registration still publishes the last outcomes.
+                    ends = await outcome_end_offsets(consumer)
+                    try:
+                        offsets = (await client.get("/regions/ID")).json().get("source_offsets") or {}
+                    except (httpx.HTTPError, json.JSONDecodeError):
+                        offsets = {}
+                    progress = folding(offsets, ends)
+                    status.update(progress.line())
+                    if progress.complete or time.monotonic() > deadline:
+                        return progress
+                    await asyncio.sleep(0.5)
+    finally:
+        await consumer.stop()
+
+
+def region_figures(codes: list[str]) -> list[tuple[str, dict[str, Any]]]:
     rows = []
-    while time.monotonic() < deadline:
-        rows = []
-        for code in regions:
-            try:
-                figures = httpx.get(f"{URLS['reporting']}/regions/{code}", timeout=5).json()
-            except (httpx.HTTPError, json.JSONDecodeError):
-                figures = {}
-            rows.append((code, figures))
-        if all(f.get("active") for _, f in rows):
-            break
-        time.sleep(1)
-    table = Table(title="Coverage per regency/city (sample data)")
-    for column in ("region", "active", "coverage of workforce", "APBD per month", "rejected"):
-        table.add_column(column, justify="left" if column == "region" else "right")
+    for code in codes:
+        try:
+            figures = httpx.get(f"{URLS['reporting']}/regions/{code}", timeout=5).json()
+        except (httpx.HTTPError, json.JSONDecodeError):
+            figures = {}
+        rows.append((code, figures))
+    return rows
+
+
+def rupiah(amount: object) -> str:
+    return f"Rp{amount:,}".replace(",", ".") if isinstance(amount, int) else str(amount)
+
+
+def short_name(name: str) -> str:
+    """The abbreviations Indonesian tables use, so that a regency's own name survives an 80-column terminal."""
+    return name.replace("Kota Administrasi ", "Kota Adm. ").replace("Kabupaten ", "Kab. ")
+
+
+def coverage_rows(rows: list[tuple[str, dict[str, Any]]], title: str) -> Table:
+    """The terminal table, narrow enough for an 80-column terminal (tests/unit/deploy/test_run_local.py)."""
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, collapse_padding=True)
+    table.add_column("code", no_wrap=True)
+    table.add_column("regency/city", max_width=25, overflow="ellipsis", no_wrap=True)
+    for column in ("active", "coverage", "APBD/month", "rejected"):
+        table.add_column(column, justify="right", no_wrap=True)
     for code, figures in rows:
-        coverage = figures.get("coverage") or {}
-        ratio = coverage.get("ratio")
+        ratio = (figures.get("coverage") or {}).get("ratio")
         apbd = (figures.get("monthly_contributions_by_funding_source") or {}).get("APBD", 0)
         rejected = sum(v for v in (figures.get("rejections_by_reason") or {}).values() if isinstance(v, int))
         table.add_row(
-            f"{figures.get('region_name', '?')} ({code})",
+            code,
+            short_name(str(figures.get("region_name", "?"))),
             str(figures.get("active", 0)),
             f"{ratio:.4%}" if isinstance(ratio, float) else "-",
-            f"Rp{apbd:,}".replace(",", "."),
+            rupiah(apbd),
             str(rejected),
         )
-    console.print(table)
+    return table
+
+
+def coverage_table() -> bool:
+    """Print the coverage of the sample's regions once reporting has folded every outcome; False if it had not
+    within the timeout (the table is then printed as what it is: incomplete)."""
+    progress = asyncio.run(wait_folded())
+    console.print(progress.line())
+    title = "Coverage per regency/city (sample data)"
+    if not progress.complete:
+        console.print(
+            f"[yellow]reporting is still behind after the wait: {progress.what_is_behind()} outcomes"
+            " (partition by partition); see .local/logs/reporting.log[/yellow]"
+        )
+        title += ", INCOMPLETE"
+    console.print(coverage_rows(region_figures(SAMPLE_REGIONS.split(",")), title))
+    return progress.complete
 
 
 def where_to_look() -> None:
@@ -238,8 +338,10 @@ def main(argv: list[str]) -> int:
             console.print("No Docker engine: starting the native stack and the services as supervised processes")
             up_native(env)
         publish_sample(env)
-        coverage_table()
+        complete = coverage_table()
         where_to_look()
+        if not complete:
+            return 1  # the services run; the printed figures are not final
     elif command == "down":
         down()
     elif command == "status":

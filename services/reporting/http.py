@@ -3,7 +3,8 @@
     GET /regions[?level=...]               regions with data (summary rows)
     GET /regions/{code}                    one region's full figures
     GET /regions/{code}/children           its children's full figures, and what is counted at its own level
-    GET /rankings?scope=national|<prov>[&kind=kota|kabupaten]   the barometer
+    GET /rankings?scope=national|<prov>[&kind=kota|kabupaten][&level=province][&limit=50&offset=0]
+                                           the barometer, a page at a time (`province=` is `scope=`)
     GET /regions.csv[?level=...]           every region with data, one flat row each
 
 Errors carry a message in Bahasa Indonesia and in English. The shapes of the answers (JSON rows, CSV columns)
@@ -15,12 +16,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, get_args
-from urllib.parse import parse_qs, unquote
+from urllib.parse import parse_qs, unquote, urlencode
 
 from faststream.asgi import AsgiResponse
 
 from services.reporting.domain.counters import level_of
+from services.reporting.domain.figures import rank_provinces
 from shared.regions import Level
 
 if TYPE_CHECKING:
@@ -30,6 +33,7 @@ if TYPE_CHECKING:
 
     from services.reporting.domain.figures import Figures, Ranked
     from shared.events import RegionAggregate
+    from shared.regions import Regions
 
 LEVELS: tuple[str, ...] = get_args(Level)
 PREFIX = "/regions/"
@@ -64,12 +68,13 @@ def _ranked(row: Ranked) -> dict[str, Any]:
     return {
         "region_code": row.region_code,
         "region_name": row.region_name,
+        "level": row.level,
         "province_code": row.province_code,
-        "kind": "kota" if row.kota else "kabupaten",
+        "kind": None if row.level == "province" else "kota" if row.kota else "kabupaten",
         "active": row.active,
         "coverage": row.coverage.model_dump(mode="json"),
         "rank_national": row.rank_national,
-        "rank_in_province": row.rank_in_province,
+        "rank_in_province": None if row.level == "province" else row.rank_in_province,
     }
 
 
@@ -120,6 +125,104 @@ def to_csv(aggregates: Iterable[RegionAggregate]) -> str:
         writer.writeheader()
         writer.writerows(rows)
     return out.getvalue()
+
+
+DEFAULT_PAGE = 50
+MAX_PAGE = 500
+MAX_DIGITS = 9  # an offset beyond any list, still a small int
+Kind = Literal["kota", "kabupaten"]
+RankedLevel = Literal["regency/city", "province"]
+
+
+class BadParameterError(ValueError):
+    """A query parameter the API cannot answer, said in Bahasa Indonesia and in English."""
+
+    def __init__(self, message_id: str, message_en: str) -> None:
+        super().__init__(message_en)
+        self.message_id = message_id
+        self.message_en = message_en
+
+
+def _count(query: Mapping[str, str], name: str, default: int, low: int, high: int | None) -> int:
+    raw = query.get(name)
+    if raw is None:
+        return default
+    # Digits only: int() would also take "+5", " 5" and "5_0".
+    value = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= MAX_DIGITS else -1
+    if value < low or (high is not None and value > high):
+        upper = f" dan paling banyak {high}" if high is not None else ""
+        upper_en = f" and at most {high}" if high is not None else ""
+        raise BadParameterError(
+            f"{name} harus bilangan bulat paling sedikit {low}{upper}",
+            f"{name} must be a whole number of at least {low}{upper_en}",
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class RankingQuery:
+    """What `GET /rankings` was asked: which list (regencies/cities nationally or of one province, optionally
+    only kota or kabupaten; or the provinces) and which page of it."""
+
+    scope: str = "national"
+    kind: Kind | None = None
+    level: RankedLevel = "regency/city"
+    limit: int = DEFAULT_PAGE
+    offset: int = 0
+
+    @classmethod
+    def parse(cls, query: Mapping[str, str], regions: Regions) -> RankingQuery:
+        """`province=32` is `scope=32` under the name a reader looks for; both at once must agree."""
+        scope = query.get("scope", "national")
+        province = query.get("province")
+        if province is not None:
+            if province not in regions or level_of(province) != "province":
+                raise BadParameterError("province harus kode provinsi", "province must be a province code")
+            if "scope" in query and scope != province:
+                raise BadParameterError(
+                    "scope dan province berbeda; pakai salah satu", "scope and province differ; give one of them"
+                )
+            scope = province
+        if scope != "national" and (scope not in regions or level_of(scope) != "province"):
+            raise BadParameterError(
+                "scope harus `national` atau kode provinsi", "scope must be `national` or a province code"
+            )
+        kind = _kind(query.get("kind"))
+        level = query.get("level", "regency/city")
+        if level not in {"regency/city", "province"}:
+            raise BadParameterError(
+                "level peringkat harus `regency/city` atau `province`",
+                "the level of a ranking must be `regency/city` or `province`",
+            )
+        if level == "province" and (scope != "national" or kind is not None):
+            raise BadParameterError(
+                "peringkat provinsi hanya nasional, tanpa kind",
+                "provinces are ranked nationally only, without kind",
+            )
+        return cls(
+            scope=scope,
+            kind=kind,
+            level="province" if level == "province" else "regency/city",
+            limit=_count(query, "limit", DEFAULT_PAGE, 1, MAX_PAGE),
+            offset=_count(query, "offset", 0, 0, None),
+        )
+
+    def page_href(self, offset: int) -> str:
+        """The same list from `offset` on, with this page's size."""
+        params = {"scope": self.scope, "kind": self.kind, "level": self.level, "limit": self.limit, "offset": offset}
+        return "/rankings?" + urlencode({k: v for k, v in params.items() if v is not None})
+
+
+def _kind(raw: str | None) -> Kind | None:
+    match raw:
+        case None:
+            return None
+        case "kota":
+            return "kota"
+        case "kabupaten":
+            return "kabupaten"
+        case _:
+            raise BadParameterError("kind harus `kota` atau `kabupaten`", "kind must be `kota` or `kabupaten`")
 
 
 class RegionsApi:
@@ -194,30 +297,28 @@ class RegionsApi:
 
     @staticmethod
     def _rankings(figures: Figures, query: dict[str, str]) -> AsgiResponse:
-        scope = query.get("scope", "national")
-        if scope != "national" and (scope not in figures.policy.regions or level_of(scope) != "province"):
-            return _error(
-                400,
-                "scope harus `national` atau kode provinsi",
-                "scope must be `national` or a province code",
-            )
-        kind: Literal["kota", "kabupaten"] | None
-        match query.get("kind"):
-            case None:
-                kind = None
-            case "kota":
-                kind = "kota"
-            case "kabupaten":
-                kind = "kabupaten"
-            case _:
-                return _error(400, "kind harus `kota` atau `kabupaten`", "kind must be `kota` or `kabupaten`")
-        rows = figures.ranking(scope, kind)
-        # `position` is the place in this list (e.g. among kota only); the ranks count every regency/city.
+        try:
+            wanted = RankingQuery.parse(query, figures.policy.regions)
+        except BadParameterError as error:
+            return _error(400, error.message_id, error.message_en)
+        if wanted.level == "province":
+            rows = rank_provinces(figures.model, figures.policy)
+        else:
+            rows = figures.ranking(wanted.scope, wanted.kind)
+        page = rows[wanted.offset : wanted.offset + wanted.limit]
+        following = wanted.offset + len(page)
+        # `position` is the place in the whole list (e.g. among kota only), not in the page; the ranks count
+        # every regency/city. The envelope only gains fields, so a caller reading `rankings` keeps working.
         return _json(
             {
                 "as_of": figures.as_of,
-                "scope": scope,
-                "kind": kind,
-                "rankings": [{"position": i, **_ranked(r)} for i, r in enumerate(rows, start=1)],
+                "scope": wanted.scope,
+                "kind": wanted.kind,
+                "level": wanted.level,
+                "total": len(rows),
+                "limit": wanted.limit,
+                "offset": wanted.offset,
+                "next": wanted.page_href(following) if following < len(rows) else None,
+                "rankings": [{"position": i, **_ranked(r)} for i, r in enumerate(page, start=wanted.offset + 1)],
             }
         )

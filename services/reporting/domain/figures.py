@@ -41,7 +41,7 @@ from shared.events import (
     Segment,
     Sex,
 )
-from shared.regions import NATIONAL_CODE
+from shared.regions import NATIONAL_CODE, Level
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -58,7 +58,9 @@ MONTHS_PER_YEAR = 12
 
 @dataclass(frozen=True)
 class Ranked:
-    """A regency/city in the barometer: ordered by coverage ratio, then active participants, then code."""
+    """A region in the barometer: ordered by coverage ratio, then active participants, then code; regions
+    without participants last. Regencies/cities by default; provinces are ranked only on request (a
+    province has no rank within a province, and its kind is neither kota nor kabupaten)."""
 
     region_code: str
     region_name: str
@@ -67,20 +69,51 @@ class Ranked:
     active: int
     coverage: Coverage
     rank_national: int
-    rank_in_province: int
+    rank_in_province: int  # a province is ranked among provinces only: its rank_national
+    level: Level = "regency/city"
 
 
-def rank_regencies(model: ReadModel, policy: CoveragePolicy) -> dict[str, Ranked]:
-    """Every regency/city with a denominator, with or without participants (those rank last)."""
-    codes = {r.code for r in policy.regions.at_level("regency/city")}
-    codes |= {c for c in model.codes() if level_of(c) == "regency/city"}
+def _by_coverage(model: ReadModel, policy: CoveragePolicy, level: Level) -> list[tuple[str, int, Coverage]]:
+    """Every region of a level with a denominator, with or without participants, in barometer order.
+
+    `active == 0` leads the key although a zero count already has the lowest ratio: it states the rule (no
+    data last) instead of leaving it to a property of the rounding."""
+    codes = {r.code for r in policy.regions.at_level(level)}
+    codes |= {c for c in model.codes() if level_of(c) == level}
     rows: list[tuple[str, int, Coverage]] = []
     for code in codes:
         active = model.counters(code).get(ACTIVE, 0)
         coverage = policy.coverage(code, active)
         if coverage is not None:
             rows.append((code, active, coverage))
-    rows.sort(key=lambda row: (-row[2].ratio, -row[1], row[0]))
+    rows.sort(key=lambda row: (row[1] == 0, -row[2].ratio, -row[1], row[0]))
+    return rows
+
+
+def rank_provinces(model: ReadModel, policy: CoveragePolicy) -> list[Ranked]:
+    """The provinces in barometer order (not part of the published snapshots: only the API asks for it)."""
+    ranked = []
+    for position, (code, active, coverage) in enumerate(_by_coverage(model, policy, "province"), start=1):
+        region = policy.regions.get(code)
+        ranked.append(
+            Ranked(
+                region_code=code,
+                region_name=region.name if region else code,
+                province_code=code,
+                kota=False,
+                active=active,
+                coverage=coverage,
+                rank_national=position,
+                rank_in_province=position,
+                level="province",
+            )
+        )
+    return ranked
+
+
+def rank_regencies(model: ReadModel, policy: CoveragePolicy) -> dict[str, Ranked]:
+    """Every regency/city with a denominator, with or without participants (those rank last)."""
+    rows = _by_coverage(model, policy, "regency/city")
     in_province: dict[str, int] = {}
     ranked: dict[str, Ranked] = {}
     for position, (code, active, coverage) in enumerate(rows, start=1):

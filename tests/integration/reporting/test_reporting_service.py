@@ -230,6 +230,17 @@ async def cursors_progress(r: Reporting) -> int:
         await client.close()
 
 
+async def all_rankings(client: httpx.AsyncClient, params: dict[str, str]) -> list[dict[str, Any]]:
+    """Every row of a ranking, following its pages (`next`) from the first."""
+    body = (await client.get("/rankings", params=params)).json()
+    rows = list(body["rankings"])
+    while body["next"] is not None:
+        body = (await client.get(body["next"])).json()
+        rows += body["rankings"]
+    assert len(rows) == body["total"]
+    return rows
+
+
 async def check_rollups_barometer_and_export(
     service: ServiceProcess,
     want: dict[str, dict[str, Any]],
@@ -243,9 +254,9 @@ async def check_rollups_barometer_and_export(
             parts = [figures_of(c) for c in body["children"]] + [figures_of(body["unassigned"])]
             assert add_up(parts) == want[code], code
         # The barometer.
-        national_ranks = (await client.get("/rankings", params={"scope": "national"})).json()["rankings"]
+        national_ranks = await all_rankings(client, {"scope": "national"})
         assert [(r["region_code"], r["rank_national"]) for r in national_ranks] == expected_ranking(want)
-        jabar = (await client.get("/rankings", params={"scope": "32"})).json()["rankings"]
+        jabar = await all_rankings(client, {"scope": "32"})
         assert [r["region_code"] for r in jabar] == [c for c, _ in expected_ranking(want, "32")]
         assert snapshots["32.71"].rank_national == dict(expected_ranking(want))["32.71"]
         # The CSV export: one row per region with data, same figures.
@@ -451,3 +462,47 @@ async def test_a_rebalance_between_two_instances_loses_and_doubles_nothing(repor
         a.stop()
         if b is not None:
             b.stop()
+
+
+async def test_rankings_are_paged_filtered_and_put_regions_without_data_last(reporting: Reporting) -> None:
+    sim = Simulation(seed=23).run(400)
+    await publish_events(reporting.bootstrap, reporting.outcomes, sim.events)
+    offsets = await end_offsets(reporting.bootstrap, reporting.outcomes)
+    service = reporting.service()
+    try:
+        await service.wait_ready()
+        national = await caught_up(service, offsets)
+        want = Expected(sim.events).on(date.fromisoformat(national["business_date"]))
+        regencies = expected_ranking(want)
+        with_data = [code for code, _ in regencies if want.get(code, {"active": 0})["active"] > 0]
+        async with httpx.AsyncClient(base_url=service.url) as client:
+            # A page, the total, and the next page where the first one stopped.
+            first = (await client.get("/rankings", params={"limit": "10"})).json()
+            assert (first["total"], first["limit"], first["offset"]) == (len(regencies), 10, 0)
+            assert [r["region_code"] for r in first["rankings"]] == [c for c, _ in regencies[:10]]
+            second = (await client.get(first["next"])).json()
+            assert [r["position"] for r in second["rankings"]] == list(range(11, 21))
+            assert [r["region_code"] for r in second["rankings"]] == [c for c, _ in regencies[10:20]]
+            assert len((await client.get("/rankings")).json()["rankings"]) == 50  # the default page
+            # Coverage first, regions without participants after every region with some.
+            rows = await all_rankings(client, {"limit": "500"})
+            assert [r["region_code"] for r in rows[: len(with_data)]] == with_data
+            assert {r["active"] for r in rows[len(with_data) :]} == {0}
+            ratios = [r["coverage"]["ratio"] for r in rows]
+            assert ratios == sorted(ratios, reverse=True)
+            # One province's regencies/cities; the provinces themselves.
+            jabar = await all_rankings(client, {"province": "32", "limit": "7"})
+            assert [r["region_code"] for r in jabar] == [c for c, _ in expected_ranking(want, "32")]
+            provinces = await all_rankings(client, {"level": "province"})
+            assert len(provinces) == len(REGIONS.at_level("province"))
+            assert {r["region_code"]: r["active"] for r in provinces} == {
+                p.code: want.get(p.code, {"active": 0})["active"] for p in REGIONS.at_level("province")
+            }
+            assert [r["active"] > 0 for r in provinces] == sorted((r["active"] > 0 for r in provinces), reverse=True)
+            # What it cannot answer, said in both languages.
+            for bad in ({"limit": "0"}, {"limit": "501"}, {"offset": "-1"}, {"province": "99"}, {"level": "kecamatan"}):
+                response = await client.get("/rankings", params=bad)
+                assert response.status_code == 400, bad
+                assert set(response.json()["error"]) == {"message_id", "message_en"}
+    finally:
+        service.stop()
