@@ -44,6 +44,7 @@ format: .venv/.synced
 
 schemas: .venv/.synced ## regenerate docs/schemas/, docs/asyncapi/ and docs/topics.md after changing events or subscribers
 	$(PY) -m shared.schema_export
+	$(PY) -m services.registration.domain.reference
 	env -i PATH="$$PATH" HOME="$$HOME" $(PY) -m services.asyncapi
 	$(PY) -c 'from shared.topics import markdown_table; print("# Topic catalogue\n\nGenerated from shared/topics.py by make schemas.\n"); print(markdown_table())' > docs/topics.md
 

@@ -85,12 +85,13 @@ class Intake:
         if not (isinstance(source, str) and source and isinstance(request_id, str) and request_id):
             return self.dead_letters.letter(record, "SchemaInvalid", problems)
         event_type = raw.get("type")
+        limit = None
         if event_type not in KNOWN_TYPES:
-            code, detail = ReasonCode.EVENT_TYPE_UNKNOWN, str(event_type)[:200]
+            code, subject = ReasonCode.EVENT_TYPE_UNKNOWN, str(event_type)[:200]
         elif raw.get("schemaversion", 1) != 1:
-            code, detail = ReasonCode.SCHEMA_VERSION_UNSUPPORTED, str(raw.get("schemaversion"))[:50]
+            code, subject, limit = ReasonCode.SCHEMA_VERSION_UNSUPPORTED, str(raw.get("schemaversion"))[:50], "1"
         else:
-            code, detail = ReasonCode.SCHEMA_INVALID, problems
+            code, subject = ReasonCode.SCHEMA_INVALID, problems
         event_id = (
             raw.get("id") if isinstance(raw.get("id"), str) else f"{record.topic}:{record.partition}:{record.offset}"
         )
@@ -99,7 +100,8 @@ class Intake:
             partner_id=partner_id_of(source)[:128],
             request_id=request_id[:128],
             code=code,
-            detail=detail,
+            subject=subject,
+            limit=limit,
             ctx=ctx,
             action=KNOWN_TYPES.get(event_type) if isinstance(event_type, str) else None,
         )

@@ -67,6 +67,14 @@ class Participant(Frozen):
 class RejectionReason(Frozen):
     code: str = Field(description="stable reason code; see shared/reasons.py and docs")
     field: str | None = Field(default=None, description="the request field at fault, dotted")
+    subject: str | None = Field(
+        default=None,
+        description="what exactly is wrong, language-neutral: a program code, the 1-based positions of NIK "
+        "characters, a region code, a funding source; never the NIK itself",
+    )
+    limit: str | None = Field(
+        default=None, description="the threshold, window or allowed values the request broke, language-neutral"
+    )
     message_id: str = Field(description="Bahasa Indonesia")
     message_en: str
 

@@ -52,9 +52,9 @@ def _effective_date(
 ) -> list[Violation]:
     outside = outside_window(effective, today, back_days, limits.max_future_days)
     if outside is not None:
-        return [Violation(R.EFFECTIVE_DATE_INVALID, "effective_date", outside)]
+        return [Violation(R.EFFECTIVE_DATE_INVALID, "effective_date", limit=outside)]
     if current is not None and effective < current.coverage_start:
-        return [Violation(R.EFFECTIVE_DATE_INVALID, "effective_date", f"< {current.coverage_start.isoformat()}")]
+        return [Violation(R.EFFECTIVE_DATE_INVALID, "effective_date", current.coverage_start.isoformat())]
     return []
 
 
@@ -162,7 +162,7 @@ def apply_update(current: EnrollmentRequest, update: UpdateRequest) -> Enrollmen
     return current.model_copy(update=changes)
 
 
-def check_transition(action: RequestAction, status: ParticipantStatus | None) -> Violation | None:
+def check_transition(action: RequestAction, status: ParticipantStatus | None, segment: Segment) -> Violation | None:
     """Whether an action fits the participation's state (None: no participation in this segment yet).
 
     | action     | none    | ACTIVE         | TERMINATED     |
@@ -175,13 +175,13 @@ def check_transition(action: RequestAction, status: ParticipantStatus | None) ->
     Enrolling a terminated participant again is allowed because a new job comes with new terms, which a
     reactivation (previous terms) cannot carry.
     """
-    field = "worker.nik" if action is RequestAction.ENROLL else "nik"
+    field, subject = ("worker.nik" if action is RequestAction.ENROLL else "nik"), segment.value
     if status is None:
-        return None if action is RequestAction.ENROLL else Violation(R.PARTICIPANT_UNKNOWN, field)
+        return None if action is RequestAction.ENROLL else Violation(R.PARTICIPANT_UNKNOWN, field, subject)
     if status is ParticipantStatus.ACTIVE:
         if action in {RequestAction.ENROLL, RequestAction.REACTIVATE}:
-            return Violation(R.PARTICIPANT_ALREADY_ACTIVE, field)
+            return Violation(R.PARTICIPANT_ALREADY_ACTIVE, field, subject)
         return None
     if action in {RequestAction.UPDATE, RequestAction.TERMINATE}:
-        return Violation(R.PARTICIPANT_NOT_ACTIVE, field)
+        return Violation(R.PARTICIPANT_NOT_ACTIVE, field, subject)
     return None

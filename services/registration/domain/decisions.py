@@ -194,7 +194,7 @@ def _enroll(
     assessment = assess_enrollment(basis, ctx.today, ctx.regions)
     errors = _authority(partner, basis.region_code, event, ctx) + list(assessment.violations)
     if not errors:
-        transition = check_transition(RequestAction.ENROLL, current.status if current else None)
+        transition = check_transition(RequestAction.ENROLL, current.status if current else None, event.data.segment)
         errors = [transition] if transition else []
     if errors:
         return _rejected(event, ctx, errors)
@@ -238,7 +238,7 @@ def _existing(
         errors = _authority(partner, current.snapshot.region_code, event, ctx)
         if errors:
             return errors
-    transition = check_transition(event.data.action, current.status if current else None)
+    transition = check_transition(event.data.action, current.status if current else None, event.data.segment)
     return [transition] if transition else []
 
 
@@ -333,8 +333,9 @@ def schema_rejection(  # noqa: PLR0913 - the facts salvaged from an unreadable r
     partner_id: str,
     request_id: str,
     code: ReasonCode,
-    detail: str,
+    subject: str,
     ctx: Context,
+    limit: str | None = None,
     action: RequestAction | None = None,
 ) -> Decision:
     """A request that is readable enough to answer (partner and request id known) but not valid."""
@@ -347,7 +348,7 @@ def schema_rejection(  # noqa: PLR0913 - the facts salvaged from an unreadable r
             partner_id=partner_id,
             request_event_id=event_id,
             action=action,
-            reasons=[Violation(code, None, detail).to_rejection()],
+            reasons=[Violation(code, None, subject, limit).to_rejection()],
         ),
     )
     return Decision(request_key(partner_id, request_id), outcome, partner_id, partner_id)

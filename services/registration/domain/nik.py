@@ -26,8 +26,9 @@ if TYPE_CHECKING:
 NIK_DIGITS = 16
 FEMALE_DAY_OFFSET = 40  # women's birth day is stored as day + 40
 
-# Digit positions of the parts, as a partner counts them: the language-neutral name of a part.
-_PARTS = (("1-6", slice(0, 6)), ("7-12", slice(6, 12)), ("13-16", slice(12, 16)))
+# Digit positions of the birth date's parts, as a partner counts them (from 1): the language-neutral name of a
+# part, which the finding carries instead of the digits.
+_DAY, _MONTH, _DATE = "7-8", "9-10", "7-12"
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,16 +59,16 @@ def _is_ascii_digits(text: str) -> bool:
 
 
 def _birth_date(ddmmyy: str, today: date) -> tuple[date, Sex] | str:
-    """The birth date and sex, or which part of `DDMMYY` is wrong (never its value)."""
+    """The birth date and sex, or the NIK positions of the part of `DDMMYY` that is wrong (never its value)."""
     day, month, yy = int(ddmmyy[0:2]), int(ddmmyy[2:4]), int(ddmmyy[4:6])
     sex = Sex.MALE
     if day > FEMALE_DAY_OFFSET:
         day -= FEMALE_DAY_OFFSET
         sex = Sex.FEMALE
     if not 1 <= day <= 31:
-        return "DD"
+        return _DAY
     if not 1 <= month <= 12:
-        return "MM"
+        return _MONTH
     century = today.year - today.year % 100
     for year in (century + yy, century - 100 + yy):
         try:
@@ -76,7 +77,15 @@ def _birth_date(ddmmyy: str, today: date) -> tuple[date, Sex] | str:
             continue  # 29 February may exist in one century and not in the other (2000 vs 1900)
         if born <= today:
             return born, sex
-    return "DDMMYY"
+    return _DATE
+
+
+def not_digits_at(nik: str, shown: int = 5) -> str:
+    """The 1-based positions of the characters that are not digits (the first `shown`, then a count): a
+    partner finds the typo without the finding holding any of the NIK's characters."""
+    positions = [str(i) for i, char in enumerate(nik, start=1) if not _is_ascii_digits(char)]
+    more = len(positions) - shown
+    return ", ".join(positions[:shown]) + (f" (+{more})" if more > 0 else "")
 
 
 def parse_nik(nik: str, today: date, regions: Regions, *, field: str = "worker.nik") -> ParsedNik | list[Violation]:
@@ -87,11 +96,9 @@ def parse_nik(nik: str, today: date, regions: Regions, *, field: str = "worker.n
     """
     violations: list[Violation] = []
     if len(nik) != NIK_DIGITS:
-        violations.append(Violation(ReasonCode.NIK_LENGTH, field, f"{len(nik)} ≠ 16"))
+        violations.append(Violation(ReasonCode.NIK_LENGTH, field, str(len(nik)), str(NIK_DIGITS)))
     if not _is_ascii_digits(nik):
-        bad_parts = [name for name, part in _PARTS if nik[part] and not _is_ascii_digits(nik[part])]
-        detail = ", ".join(bad_parts) if len(nik) == NIK_DIGITS else None
-        violations.append(Violation(ReasonCode.NIK_NOT_DIGITS, field, detail))
+        violations.append(Violation(ReasonCode.NIK_NOT_DIGITS, field, not_digits_at(nik)))
     if violations:
         return violations
 

@@ -15,14 +15,18 @@ Decisions worth knowing:
   rejection: commuting across a regency border is ordinary (a city's non-ASN staff living in the
   neighbouring kabupaten), and refusing them would leave workers uncovered. The registration service records
   the warning; reporting rolls the participant up under `region_code`.
-- Ages are taken on the coverage start (or the update's effective date). There is no general upper age
-  limit, as DOMAIN.md names none (`Limits.maximum_age` can set one); JKP is open only to a worker under 54
-  at registration (PP 37/2021), reported as `AGE_ABOVE_LIMIT` on `programs`.
+- Ages are taken on the coverage start (or the update's effective date). The minimum age depends on the
+  segment (`MINIMUM_AGE`, with the law behind each figure). There is no general upper age limit, as
+  DOMAIN.md names none (`Limits.maximum_age` can set one); JKP is open only to a worker under 54 at
+  registration (PP 37/2021), reported as `AGE_ABOVE_LIMIT` on `programs`.
+- Every finding names its subject (the program, the NIK character, the region) and the limit it broke, so
+  one code twice in an answer always says what differs; JKP's missing prerequisites are one finding each,
+  like missing mandatory programs.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -50,12 +54,34 @@ if TYPE_CHECKING:
 R = ReasonCode
 
 
+#: The minimum age at coverage start per segment, and why (docs/reason-codes.md prints both):
+#:
+#: - PU 18: an employer may not employ a child, anyone under 18 (UU 13/2003 Ketenagakerjaan art. 68 with
+#:   art. 1 point 26). Its exceptions (light work from 13 to 15, art. 69; work within schooling from 14, art.
+#:   70; developing a talent, art. 71) are narrow, supervised arrangements, not employment a partner enrolls
+#:   in bulk; a branch office handles them.
+#: - JAKON 18: construction sites are hazardous work, one of the worst forms of child labour that UU 13/2003
+#:   art. 74 forbids for anyone under 18 (Kepmenakertrans 235/MEN/2003 lists the hazardous work).
+#: - PMI 18: a migrant worker must be at least 18 (UU 18/2017 Pelindungan PMI art. 5 letter a).
+#: - BPU 15: a self-employed or informal worker has no employer, whom art. 68 binds; 15 is the general
+#:   minimum age for work Indonesia declared when ratifying ILO Convention 138 (UU 20/1999), and the age from
+#:   which BPS counts the working-age population. Refusing a 16-year-old street vendor would leave a
+#:   vulnerable worker unprotected, which Inpres 2/2021 asks regions to avoid.
+MINIMUM_AGE: dict[Segment, int] = {Segment.PU: 18, Segment.BPU: 15, Segment.JAKON: 18, Segment.PMI: 18}
+MINIMUM_AGE_BASIS: dict[Segment, str] = {
+    Segment.PU: "UU 13/2003 art. 68 jo. art. 1 angka 26 (no employment under 18)",
+    Segment.BPU: "UU 20/1999 (ILO C138, minimum age 15); BPS working age",
+    Segment.JAKON: "UU 13/2003 art. 74; Kepmenakertrans 235/MEN/2003 (hazardous work)",
+    Segment.PMI: "UU 18/2017 art. 5 huruf a",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     """Limits that are policy rather than regulation, kept together so a deployment can change them."""
 
-    #: Working age (usia kerja) at coverage start; BPS counts the working-age population from 15.
-    minimum_working_age: int = 15
+    #: The minimum age (usia kerja) at coverage start, per segment (see `MINIMUM_AGE`).
+    minimum_age: dict[Segment, int] = field(default_factory=lambda: dict(MINIMUM_AGE))
     #: The oldest age accepted for enrollment; None because no regulation in DOMAIN.md sets one.
     maximum_age: int | None = None
     #: JKP only for a worker under this age at registration (PP 37/2021 art. 4).
@@ -148,7 +174,7 @@ def assess_enrollment(
             found.append(Violation(R.NIK_SEX_MISMATCH, "worker.sex"))
     else:
         found.extend(parsed)
-    found.extend(_age(worker.birth_date, request.coverage_start, limits))
+    found.extend(_age(request.segment, worker.birth_date, request.coverage_start, limits))
     found.extend(_regions(request, regions))
     found.extend(_category(request.segment, request.category))
     found.extend(_terms(request, table))
@@ -178,13 +204,14 @@ def validate_enrollment(
     return list(assess_enrollment(request, today, regions, limits=limits, rates=rates).violations)
 
 
-def _age(birth_date: date, on: date, limits: Limits) -> list[Violation]:
+def _age(segment: Segment, birth_date: date, on: date, limits: Limits) -> list[Violation]:
     age = age_on(birth_date, on)
     found: list[Violation] = []
-    if age < limits.minimum_working_age:
-        found.append(Violation(R.AGE_BELOW_WORKING, "worker.birth_date", f"< {limits.minimum_working_age}"))
+    minimum = limits.minimum_age[segment]
+    if age < minimum:
+        found.append(Violation(R.AGE_BELOW_WORKING, "worker.birth_date", segment.value, str(minimum)))
     if limits.maximum_age is not None and age > limits.maximum_age:
-        found.append(Violation(R.AGE_ABOVE_LIMIT, "worker.birth_date", f"> {limits.maximum_age}"))
+        found.append(Violation(R.AGE_ABOVE_LIMIT, "worker.birth_date", limit=str(limits.maximum_age)))
     return found
 
 
@@ -215,7 +242,8 @@ def _regions(request: EnrollmentRequest, regions: Regions) -> list[Violation]:
 def _category(segment: Segment, category: Category) -> list[Violation]:
     if category in CATEGORIES[segment]:
         return []
-    return [Violation(R.CATEGORY_NOT_IN_SEGMENT, "category", f"{category.value}: {segment.value}")]
+    allowed = ", ".join(sorted(c.value for c in CATEGORIES[segment]))
+    return [Violation(R.CATEGORY_NOT_IN_SEGMENT, "category", category.value, allowed)]
 
 
 def not_applicable(field: str, segment: Segment) -> Violation:
@@ -235,7 +263,7 @@ def _terms(request: EnrollmentRequest, table: RateTable) -> list[Violation]:
 
 def _employer(request: EnrollmentRequest) -> list[Violation]:
     if request.segment in {Segment.PU, Segment.JAKON} and request.employer is None:
-        return [Violation(R.EMPLOYER_MISSING, "employer")]
+        return [Violation(R.EMPLOYER_MISSING, "employer", request.segment.value)]
     if request.segment == Segment.BPU and request.employer is not None:
         return [not_applicable("employer", request.segment)]
     return []  # PMI may name the placement agency as employer, or not
@@ -280,7 +308,7 @@ def check_declared_income(income: int | None, on: date, table: RateTable, *, req
     except RateNotInForceError:
         return []  # the date itself is reported as out of range
     if income < minimum:
-        return [Violation(R.INCOME_BELOW_MINIMUM, "declared_income", f"< Rp{int(minimum):,}".replace(",", "."))]
+        return [Violation(R.INCOME_BELOW_MINIMUM, "declared_income", limit=f"Rp{int(minimum):,}".replace(",", "."))]
     return []
 
 
@@ -322,11 +350,11 @@ def _jkp(
     """
     found: list[Violation] = []
     if age is not None and age >= limits.jkp_age_limit:
-        found.append(Violation(R.AGE_ABOVE_LIMIT, "programs", f"JKP: < {limits.jkp_age_limit}"))
+        found.append(Violation(R.AGE_ABOVE_LIMIT, "programs", Program.JKP.value, str(limits.jkp_age_limit)))
     needed = JKP_PREREQUISITES | ({Program.JP} if employer_size in _JKP_NEEDS_JP else frozenset())
-    lacking = [p.value for p in Program if p in needed and p not in reported]
-    if lacking:
-        found.append(Violation(R.JKP_PREREQUISITE_MISSING, "programs", ", ".join(lacking)))
+    found.extend(
+        Violation(R.JKP_PREREQUISITE_MISSING, "programs", p.value) for p in Program if p in needed and p not in reported
+    )
     return found
 
 
@@ -337,7 +365,8 @@ def _funding(segment: Segment, category: Category, funding: FundingSource) -> li
         allowed = frozenset().union(*(FUNDING[(segment, c)] for c in CATEGORIES[segment]))
     if funding in allowed:
         return []
-    return [Violation(R.FUNDING_NOT_ALLOWED, "funding_source", f"{funding.value}: {segment.value}/{category.value}")]
+    permitted = ", ".join(f.value for f in FundingSource if f in allowed)
+    return [Violation(R.FUNDING_NOT_ALLOWED, "funding_source", funding.value, permitted)]
 
 
 def outside_window(on: date, today: date, back_days: int, ahead_days: int) -> str | None:
@@ -351,7 +380,7 @@ def outside_window(on: date, today: date, back_days: int, ahead_days: int) -> st
 def _coverage_start(request: EnrollmentRequest, today: date, table: RateTable, limits: Limits) -> list[Violation]:
     outside = outside_window(request.coverage_start, today, limits.max_backdate_days, limits.max_future_days)
     if outside is not None:
-        return [Violation(R.COVERAGE_START_INVALID, "coverage_start", outside)]
+        return [Violation(R.COVERAGE_START_INVALID, "coverage_start", limit=outside)]
     if not table.in_force_for(request.segment, request.programs, request.coverage_start):
-        return [Violation(R.COVERAGE_START_INVALID, "coverage_start", "no rates in force")]
+        return [Violation(R.COVERAGE_START_INVALID, "coverage_start", request.coverage_start.isoformat())]
     return []

@@ -176,5 +176,5 @@ TRANSITIONS: list[tuple[RequestAction, ParticipantStatus | None, ReasonCode | No
 
 @pytest.mark.parametrize(("action", "status", "expected"), TRANSITIONS)
 def test_transitions(action: RequestAction, status: ParticipantStatus | None, expected: ReasonCode | None) -> None:
-    violation = check_transition(action, status)
+    violation = check_transition(action, status, Segment.BPU)
     assert (violation.code if violation else None) == expected

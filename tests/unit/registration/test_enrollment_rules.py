@@ -262,14 +262,14 @@ def test_coverage_needs_rates_in_force(build: Any, regions: Regions) -> None:
     long_ago = date(2015, 3, 1)
     request = build.bpu(coverage_start=long_ago, worker=build.worker(birth_date=date(1980, 6, 5)))
     violations = validate_enrollment(request, long_ago, regions)
-    assert [(v.code, v.detail) for v in violations] == [(R.COVERAGE_START_INVALID, "no rates in force")]
+    assert [(v.code, v.subject) for v in violations] == [(R.COVERAGE_START_INVALID, "2015-03-01")]
 
 
 def test_a_commuter_is_accepted_with_a_warning(build: Any, regions: Regions) -> None:
     # Domicile in Kota Bogor, responsible region Kabupaten Bogor.
     assessment = assess_enrollment(build.bpu(region_code="32.01"), TODAY, regions)
     assert assessment.accepted
-    assert [(w.code, w.detail) for w in assessment.warnings] == [(R.KECAMATAN_NOT_IN_REGION, "32.71")]
+    assert [(w.code, w.subject) for w in assessment.warnings] == [(R.KECAMATAN_NOT_IN_REGION, "32.71")]
 
 
 def test_an_old_nik_prefix_is_accepted_with_a_warning(build: Any, regions: Regions) -> None:
@@ -294,7 +294,9 @@ def test_violations_convert_to_the_contract(build: Any, regions: Regions) -> Non
     [violation] = validate_enrollment(build.bpu(declared_income=500_000), TODAY, regions)
     reason = violation.to_rejection()
     assert (reason.code, reason.field) == ("INCOME_BELOW_MINIMUM", "declared_income")
-    assert reason.message_id.endswith("(< Rp1.000.000)")
+    assert reason.limit == "Rp1.000.000"
+    assert reason.message_id.endswith("di bawah batas minimum Rp1.000.000.")
+    assert reason.message_en.endswith("below the minimum of Rp1.000.000.")
 
 
 def test_the_funding_matrix_covers_every_category() -> None:
@@ -352,3 +354,70 @@ def test_age_band(age: int, band: AgeBand, build: Any) -> None:
 def test_risk_is_carried_not_checked(build: Any, regions: Regions) -> None:
     employer = Employer(registration_number="1", size=EmployerSize.LARGE, jkk_risk=RiskLevel.VERY_HIGH)
     assert validate_enrollment(build.pu(employer=employer), TODAY, regions) == []
+
+
+def _reasons(request: EnrollmentRequest, regions: Regions) -> list[Any]:
+    return [v.to_rejection() for v in validate_enrollment(request, TODAY, regions)]
+
+
+def test_each_missing_program_is_named(build: Any, regions: Regions) -> None:
+    # The case: a non-ASN PU request with only JKK and JKM, for a large employer.
+    request = build.pu(category=Category.NON_ASN_STAFF, funding_source=FundingSource.APBD, programs=[P.JKK, P.JKM])
+    reasons = _reasons(request, regions)
+    assert [(r.code, r.subject) for r in reasons] == [
+        ("PROGRAM_MANDATORY_MISSING", "JHT"),
+        ("PROGRAM_MANDATORY_MISSING", "JP"),
+    ]
+    assert [r.message_id for r in reasons] == ["Program wajib JHT belum dipilih.", "Program wajib JP belum dipilih."]
+    assert [r.message_en for r in reasons] == [
+        "The mandatory program JHT is missing.",
+        "The mandatory program JP is missing.",
+    ]
+
+
+def test_each_missing_jkp_prerequisite_is_its_own_reason(build: Any, regions: Regions) -> None:
+    reasons = _reasons(build.pu(EmployerSize.MICRO, programs=[P.JKK, P.JKM, P.JKP]), regions)
+    assert [(r.code, r.subject) for r in reasons] == [("JKP_PREREQUISITE_MISSING", "JHT")]
+
+
+#: Requests that break many rules at once, so that one code can come up more than once in an answer.
+MANY_AT_ONCE: list[Case] = [
+    lambda b: b.pu(programs=[P.JKP, P.JKP, P.JP, P.JP], worker=b.worker(nik="3271AB4506900001")),
+    lambda b: b.pu(EmployerSize.MICRO, programs=[P.JKP], monthly_wage=None, declared_income=5, contract_value=9),
+    lambda b: b.bpu(programs=[P.JP, P.JKP, P.JKK], employer=b.pu().employer, monthly_wage=1, contract_months=3),
+    lambda b: b.jakon(programs=[P.JHT, P.JP, P.JKP], declared_income=1, monthly_wage=1),
+    lambda b: b.pmi(programs=[P.JP, P.JP, P.JKP], region_code="32", worker=b.worker(domicile_kecamatan="99.99.99")),
+]
+
+
+@pytest.mark.parametrize("case", [c for _, c, _ in ENROLLMENT_CASES] + MANY_AT_ONCE)
+def test_no_code_repeats_without_saying_what_differs(case: Case, build: Any, regions: Regions) -> None:
+    reasons = _reasons(case(build), regions)
+    facts = [(r.code, r.field, r.subject, r.limit) for r in reasons]
+    assert len(set(facts)) == len(facts), facts
+    for language in ("message_id", "message_en"):
+        messages = [getattr(r, language) for r in reasons]
+        assert len(set(messages)) == len(messages), messages
+
+
+@pytest.mark.parametrize(
+    ("segment_request", "too_young", "old_enough"),
+    [
+        (lambda b, born: b.pu(worker=b.worker(birth_date=born)), 17, 18),
+        (lambda b, born: b.jakon(worker=b.worker(birth_date=born)), 17, 18),
+        (lambda b, born: b.pmi(worker=b.worker(birth_date=born)), 17, 18),
+        (lambda b, born: b.bpu(worker=b.worker(birth_date=born)), 14, 15),
+    ],
+    ids=["PU", "JAKON", "PMI", "BPU"],
+)
+def test_the_minimum_age_is_the_segments(
+    segment_request: Callable[[Any, date], EnrollmentRequest],
+    too_young: int,
+    old_enough: int,
+    build: Any,
+    regions: Regions,
+) -> None:
+    young = _reasons(segment_request(build, build.aged(too_young)), regions)
+    assert [(r.code, r.limit) for r in young] == [("AGE_BELOW_WORKING", str(old_enough))]
+    assert f"belum berusia {old_enough} tahun" in young[0].message_id
+    assert _reasons(segment_request(build, build.aged(old_enough)), regions) == []

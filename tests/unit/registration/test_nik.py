@@ -63,19 +63,29 @@ def test_length(nik: str, regions: Regions) -> None:
 
 
 @pytest.mark.parametrize(
-    ("nik", "part"),
+    ("nik", "positions"),
     [
-        ("32710145069000O1", "13-16"),
-        ("3271014506-00001", "7-12"),
-        ("A271014506900001", "1-6"),
-        ("３２71014506900001", "1-6"),  # full-width digits are no NIK digits
-        ("32710145069000٠1", "13-16"),  # neither are Arabic-Indic ones, though str.isdigit() accepts them
+        ("32710145069000O1", "15"),
+        ("3271014506-00001", "11"),
+        ("32710145069A0001", "12"),  # the case: a letter at position 12, not "digits 7-12"
+        ("A271014506900001", "1"),
+        ("３２71014506900001", "1, 2"),  # full-width digits are no NIK digits
+        ("32710145069000٠1", "15"),  # neither are Arabic-Indic ones, though str.isdigit() accepts them
+        ("ABCDEFGH45069001", "1, 2, 3, 4, 5 (+3)"),  # the first five, then how many more
     ],
 )
-def test_not_digits_names_the_part(nik: str, part: str, regions: Regions) -> None:
+def test_not_digits_names_the_exact_positions(nik: str, positions: str, regions: Regions) -> None:
     result = parse_nik(nik, TODAY, regions)
     assert isinstance(result, list)
-    assert [(v.code, v.detail) for v in result] == [(R.NIK_NOT_DIGITS, part)]
+    assert [(v.code, v.subject) for v in result] == [(R.NIK_NOT_DIGITS, positions)]
+
+
+def test_the_message_points_at_the_character(regions: Regions) -> None:
+    [violation] = parse_nik("32710145069A0001", TODAY, regions)  # type: ignore[misc]
+    reason = violation.to_rejection()
+    assert "karakter ke-12 " in reason.message_id
+    assert "position 12 " in reason.message_en
+    assert "7" not in reason.message_id + reason.message_en
 
 
 def test_wrong_length_and_letters_are_both_reported(regions: Regions) -> None:
@@ -85,22 +95,22 @@ def test_wrong_length_and_letters_are_both_reported(regions: Regions) -> None:
 @pytest.mark.parametrize(
     ("ddmmyy", "part"),
     [
-        ("000690", "DD"),
-        ("320690", "DD"),
-        ("400690", "DD"),  # between a man's 31 and a woman's 41
-        ("720690", "DD"),  # a woman's 32nd
-        ("051390", "MM"),
-        ("050090", "MM"),
-        ("310490", "DDMMYY"),  # 31 April
-        ("710490", "DDMMYY"),  # a woman born on 31 April
-        ("300290", "DDMMYY"),
-        ("290201", "DDMMYY"),  # 29 February in neither 1901 nor 2001
+        ("000690", "7-8"),  # the day
+        ("320690", "7-8"),
+        ("400690", "7-8"),  # between a man's 31 and a woman's 41
+        ("720690", "7-8"),  # a woman's 32nd
+        ("051390", "9-10"),  # the month
+        ("050090", "9-10"),
+        ("310490", "7-12"),  # 31 April: the date as a whole
+        ("710490", "7-12"),  # a woman born on 31 April
+        ("300290", "7-12"),
+        ("290201", "7-12"),  # 29 February in neither 1901 nor 2001
     ],
 )
 def test_impossible_birth_dates(ddmmyy: str, part: str, regions: Regions) -> None:
     result = parse_nik(f"327101{ddmmyy}0001", TODAY, regions)
     assert isinstance(result, list)
-    assert [(v.code, v.detail) for v in result] == [(R.NIK_BIRTH_DATE_INVALID, part)]
+    assert [(v.code, v.subject) for v in result] == [(R.NIK_BIRTH_DATE_INVALID, part)]
 
 
 def test_serial_zero(regions: Regions) -> None:
@@ -131,7 +141,7 @@ def test_the_field_can_be_named(regions: Regions) -> None:
 def test_an_unknown_region_prefix_is_only_a_warning(nik: str, unknown: str, regions: Regions) -> None:
     parsed = parse_nik(nik, TODAY, regions)
     assert isinstance(parsed, ParsedNik)
-    assert [(w.code, w.detail, w.is_warning) for w in parsed.warnings] == [(R.NIK_REGION_UNKNOWN, unknown, True)]
+    assert [(w.code, w.subject, w.is_warning) for w in parsed.warnings] == [(R.NIK_REGION_UNKNOWN, unknown, True)]
 
 
 def test_the_parsed_value_never_holds_the_nik(regions: Regions) -> None:

@@ -6,7 +6,10 @@ import re
 
 import pytest
 
+from services.registration.domain.reference import reason_codes_document, rule_references
+from services.registration.domain.rules import MINIMUM_AGE, Limits
 from shared import reasons
+from shared.events import Segment
 from shared.reasons import MESSAGES, REASONS, ReasonCode, Severity, markdown_table, rejection
 
 
@@ -43,31 +46,76 @@ def test_rejection_uses_the_codes_field_unless_given() -> None:
     assert rejection(ReasonCode.NIK_LENGTH, field="nik").field == "nik"
 
 
-def test_rejection_appends_the_detail_to_both_messages() -> None:
-    reason = rejection(ReasonCode.PROGRAM_NOT_OFFERED, detail="JP")
-    assert reason.message_id.endswith("(JP)")
-    assert reason.message_en.endswith("(JP)")
+def test_a_reason_names_its_subject_and_limit_in_both_languages() -> None:
+    reason = rejection(ReasonCode.PROGRAM_MANDATORY_MISSING, subject="JHT")
+    assert (reason.subject, reason.limit) == ("JHT", None)
+    assert reason.message_id == "Program wajib JHT belum dipilih."
+    assert reason.message_en == "The mandatory program JHT is missing."
+    age = rejection(ReasonCode.AGE_BELOW_WORKING, subject="PU", limit="18")
+    assert "18 tahun" in age.message_id
+    assert "not yet 18" in age.message_en
 
 
-def test_a_nik_in_a_detail_is_masked() -> None:
-    reason = rejection(ReasonCode.SCHEMA_INVALID, detail="bad value 3271014506900001")
-    assert "3271014506900001" not in reason.message_id + reason.message_en
+def test_a_fact_without_a_sentence_still_reaches_the_partner() -> None:
+    reason = rejection(ReasonCode.WAGE_MISSING, subject="x")
+    assert reason.message_id.endswith("(x)")
+    assert reason.message_en.endswith("(x)")
+
+
+@pytest.mark.parametrize("code", list(ReasonCode))
+def test_every_sentence_fills_in(code: ReasonCode) -> None:
+    for shape, (message_id, message_en) in REASONS[code].specific.items():
+        subject = "SUBJ" if "subject" in shape else None
+        limit = "LIM" if "limit" in shape else None
+        reason = rejection(code, "some.field", subject, limit)
+        for facts in (subject, limit):
+            if facts:
+                assert facts in reason.message_id
+                assert facts in reason.message_en
+        assert "{" not in reason.message_id + reason.message_en, (message_id, message_en)
+
+
+def test_a_nik_in_a_subject_is_masked() -> None:
+    reason = rejection(ReasonCode.SCHEMA_INVALID, subject="bad value 3271014506900001")
+    assert "3271014506900001" not in reason.message_id + reason.message_en + (reason.subject or "")
     assert "3271**********01" in reason.message_en
 
 
 def test_the_table_lists_every_code_once() -> None:
-    table = markdown_table()
+    table = markdown_table(rule_references())
     for code in ReasonCode:
         assert table.count(f"| `{code.value}` |") == 1
 
 
+def test_every_rule_states_its_thresholds_and_basis() -> None:
+    references = rule_references()
+    assert set(references) == set(ReasonCode)
+    for code, reference in references.items():
+        assert reference.thresholds.strip(), code
+        assert reference.basis.strip(), code
+
+
+def test_the_minimum_ages_and_their_law_are_in_the_reference() -> None:
+    row = next(line for line in reason_codes_document().splitlines() if "`AGE_BELOW_WORKING`" in line)
+    assert "PU 18, BPU 15, JAKON 18, PMI 18 years" in row
+    assert "UU 13/2003 art. 68" in row
+    assert "UU 18/2017 art. 5" in row
+
+
+def test_the_thresholds_follow_the_code() -> None:
+    changed = Limits(minimum_age={**MINIMUM_AGE, Segment.BPU: 16}, max_backdate_days=7)
+    references = rule_references(changed)
+    assert "BPU 16" in references[ReasonCode.AGE_BELOW_WORKING].thresholds
+    assert "7 days before today" in references[ReasonCode.COVERAGE_START_INVALID].thresholds
+
+
 def test_the_committed_docs_match_the_module() -> None:
-    assert reasons.DOCS_PATH.read_text(encoding="utf-8") == markdown_table(), (
-        "reason codes changed: run `python -m shared.reasons` and commit docs/reason-codes.md"
+    assert reasons.DOCS_PATH.read_text(encoding="utf-8") == reason_codes_document(), (
+        "reason codes or rules changed: run `make schemas` and commit docs/reason-codes.md"
     )
 
 
 @pytest.mark.parametrize("code", list(ReasonCode))
 def test_every_rejection_fits_the_contract(code: ReasonCode) -> None:
-    reason = rejection(code, detail="x")
+    reason = rejection(code, subject="x")
     assert reason.code == code.value

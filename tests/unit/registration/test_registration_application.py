@@ -223,7 +223,7 @@ async def test_a_round_is_logged_chunk_by_chunk_with_the_schema_rejections_first
     count = LOG_CHUNK * 2 + 10
     requests = [enroll(bpu, make_worker, f"r{i}", i + 1) for i in range(count)]
     rejected = schema_rejection(
-        event_id="raw-1", partner_id="bogor-hr", request_id="bad", code=ReasonCode.SCHEMA_INVALID, detail="x", ctx=ctx
+        event_id="raw-1", partner_id="bogor-hr", request_id="bad", code=ReasonCode.SCHEMA_INVALID, subject="x", ctx=ctx
     )
     await registration(store, published, regions).handle(batch(requests, [rejected]), ctx)
 
