@@ -7,14 +7,16 @@ One row is one request. Columns (header names, any order; blank cells are "not g
     domicile_kecamatan, region_code, segment, category,
     employer_registration_number, employer_size, jkk_risk,
     programs (e.g. "JKK JKM JHT"), monthly_wage, declared_income, contract_value, contract_months,
-    funding_source, coverage_start, reason (TERMINATE), effective_date (UPDATE/TERMINATE/REACTIVATE)
+    funding_source, coverage_start, reason (TERMINATE), effective_date (UPDATE/TERMINATE/REACTIVATE),
+    migrated_from (ENROLL: the system an existing participation is moved from; needs the migration right)
 
 A file is read whole before anything is published: a row that cannot be read stops the publication and
 is reported with its row number and what is wrong.
 
 The results file (`write_results`) has one line per input row: first `RESULT_COLUMNS`' outcome columns, then
 `CONTRIBUTION_COLUMNS`, the monthly contribution the outcome event states, so a finance office can reconcile
-its budget line against the file (docs/partners.md, "The results file").
+its budget line against the file (docs/partners.md, "The results file"), then `PAST_COLUMNS`: for a migration,
+how many past months registration priced and what they cost in all.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ COLUMNS = (
     "request_id", "action", "nik", "full_name", "birth_date", "sex", "phone", "email", "contact_consent",
     "domicile_kecamatan", "region_code", "segment", "category", "employer_registration_number",
     "employer_size", "jkk_risk", "programs", "monthly_wage", "declared_income", "contract_value",
-    "contract_months", "funding_source", "coverage_start", "reason", "effective_date",
+    "contract_months", "funding_source", "coverage_start", "reason", "effective_date", "migrated_from",
 )  # fmt: skip
 # One column per program and per payer, in the vocabulary's order, every one always present: a spreadsheet
 # formula keeps pointing at the same column whatever the file holds. Amounts are whole Rupiah exactly as the
@@ -47,9 +49,14 @@ CONTRIBUTION_COLUMNS = (
     *(f"paid_by_{payer.value.lower()}" for payer in ev.Payer),
     "total_monthly",
 )
+# A migration's months before registration, each priced with the rates of its month (the outcome event lists
+# them period by period): how many, and their sum in Rupiah.
+PAST_COLUMNS = ("past_months", "past_contributions_total")
 # The first six columns are the ones results files have always had: readers that know only them keep working.
-RESULT_COLUMNS = ("row", "request_id", "outcome", "reason_codes", "messages", "event_id", *CONTRIBUTION_COLUMNS)
-_NO_CONTRIBUTION = ("",) * len(CONTRIBUTION_COLUMNS)
+RESULT_COLUMNS = (
+    "row", "request_id", "outcome", "reason_codes", "messages", "event_id", *CONTRIBUTION_COLUMNS, *PAST_COLUMNS,
+)  # fmt: skip
+_NO_CONTRIBUTION = ("",) * (len(CONTRIBUTION_COLUMNS) + len(PAST_COLUMNS))
 
 Cell = str | int
 
@@ -125,7 +132,7 @@ def _event(cells: dict[str, str], partner_id: str) -> tuple[ev.CloudEvent[Any], 
             "coverage_start": given.get("coverage_start"),
             **{
                 k: given[k]
-                for k in ("monthly_wage", "declared_income", "contract_value", "contract_months")
+                for k in ("monthly_wage", "declared_income", "contract_value", "contract_months", "migrated_from")
                 if k in given
             },
         }
@@ -219,7 +226,11 @@ def result_row(row: Row, outcome: ev.Outcome | None) -> list[Cell]:
         codes = " ".join(r.code for r in outcome.data.reasons)
         messages = " | ".join(r.message_id for r in outcome.data.reasons)
         return [row.number, request_id, kind, codes, messages, outcome.id, *_NO_CONTRIBUTION]
-    return [row.number, request_id, kind, "", "", outcome.id, *contribution_cells(outcome.data.participant)]
+    data = outcome.data
+    past: tuple[Cell, Cell] = ("", "")
+    if isinstance(data, ev.Registered) and data.participant.migrated_from:
+        past = (sum(p.months for p in data.past_contributions), data.past_contributions_total)
+    return [row.number, request_id, kind, "", "", outcome.id, *contribution_cells(data.participant), *past]
 
 
 def write_results(path: Path, rows: list[Row], outcomes: Mapping[str, ev.Outcome]) -> None:

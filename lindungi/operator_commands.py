@@ -26,20 +26,21 @@ dlq_app = typer.Typer(help="Dead letters: records no service could read.", no_ar
 @partners_app.command("list")
 def partners_list() -> None:
     """Registered partners and their scope."""
-    table = Table("partner", "name", "regions", "segments", "funding")
+    table = Table("partner", "name", "regions", "segments", "funding", "rights")
     for p in api_get(f"{settings().registration_url}/partners"):
         table.add_row(p["partner_id"], p["name"], " ".join(p["regions"]), " ".join(p["segments"]),
-                      " ".join(p["funding_sources"]))  # fmt: skip
+                      " ".join(p["funding_sources"]), " ".join(p.get("rights", [])))  # fmt: skip
     console.print(table)
 
 
 @partners_app.command("add")
-def partners_add(
+def partners_add(  # noqa: PLR0913, PLR0917 - one command-line option per field of a partner
     partner_id: Annotated[str, typer.Argument()],
     name: Annotated[str, typer.Option()],
     regions: Annotated[str, typer.Option(help="comma-separated: ID, province or regency/city codes")],
     segments: Annotated[str, typer.Option(help="comma-separated: PU,BPU,JAKON,PMI")],
     funding: Annotated[str, typer.Option(help="comma-separated: SELF,EMPLOYER,APBD,APBN,APBDES,CSR,ZAKAT")],
+    rights: Annotated[str, typer.Option(help="comma-separated: migration (send existing participations)")] = "",
 ) -> None:
     """Register a partner, or replace its scope."""
     body = {
@@ -48,6 +49,7 @@ def partners_add(
         "regions": regions.split(","),
         "segments": segments.split(","),
         "funding_sources": funding.split(","),
+        "rights": [right for right in rights.split(",") if right],
     }
     api_post(f"{settings().registration_url}/partners", body)
     console.print(f"partner {partner_id} saved")

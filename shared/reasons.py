@@ -84,6 +84,7 @@ class ReasonCode(StrEnum):
     PARTNER_REGION_NOT_ALLOWED = "PARTNER_REGION_NOT_ALLOWED"
     PARTNER_SEGMENT_NOT_ALLOWED = "PARTNER_SEGMENT_NOT_ALLOWED"
     PARTNER_FUNDING_NOT_ALLOWED = "PARTNER_FUNDING_NOT_ALLOWED"
+    PARTNER_MIGRATION_NOT_ALLOWED = "PARTNER_MIGRATION_NOT_ALLOWED"
     # The message on the wire.
     SCHEMA_INVALID = "SCHEMA_INVALID"
     SCHEMA_VERSION_UNSUPPORTED = "SCHEMA_VERSION_UNSUPPORTED"
@@ -454,6 +455,15 @@ REASONS: dict[ReasonCode, ReasonText] = {
         about=(
             "Mitra tidak berwenang menggunakan sumber pendanaan {subject}.",
             "The partner may not use funding source {subject}.",
+        ),
+    ),
+    _R.PARTNER_MIGRATION_NOT_ALLOWED: _text(
+        "migrated_from",
+        "Mitra tidak berwenang mengirim migrasi kepesertaan yang sudah ada.",
+        "The partner may not send migrations of existing participations.",
+        about=(
+            "Mitra {subject} tidak memiliki hak migrasi untuk mengirim kepesertaan yang sudah ada.",
+            "The partner {subject} has no migration right to send existing participations.",
         ),
     ),
     _R.SCHEMA_INVALID: _text(

@@ -95,6 +95,7 @@ def csv_row(aggregate: RegionAggregate) -> dict[str, Any]:
         **_flat("enrollments", aggregate.enrollments),
         **_flat("terminations", aggregate.terminations),
         **_flat("reactivations", aggregate.reactivations),
+        **_flat("migrations", aggregate.migrations),
         **_flat("segment", aggregate.by_segment),
         **_flat("category", aggregate.by_category),
         **_flat("program", aggregate.by_program),

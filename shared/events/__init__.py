@@ -59,6 +59,7 @@ from shared.events.intake import (
 )
 from shared.events.outcomes import (
     Contact,
+    ContributionPeriod,
     Contributions,
     Outcome,
     OutcomeBase,
@@ -120,6 +121,7 @@ __all__ = [
     "Category",
     "CloudEvent",
     "Contact",
+    "ContributionPeriod",
     "Contributions",
     "Coverage",
     "DataT",

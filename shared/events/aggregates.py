@@ -42,6 +42,11 @@ class RegionAggregate(Frozen):
     enrollments: dict[str, Figure] = Field(description="today, this_month, total")
     terminations: dict[str, Figure]
     reactivations: dict[str, Figure]
+    migrations: dict[str, Figure] = Field(
+        default_factory=dict,
+        description="existing participations moved from another system (not new enrollments): today, this_month, "
+        "total",
+    )
     by_segment: dict[str, Figure] = Field(description="active participants")
     by_category: dict[str, Figure]
     by_program: dict[str, Figure] = Field(description="active participants enrolled in each program")

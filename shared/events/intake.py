@@ -56,6 +56,14 @@ class EnrollmentRequest(Frozen):
     contract_months: int | None = Field(default=None, ge=1, le=60, description="PMI: placement contract length")
     funding_source: FundingSource
     coverage_start: date
+    migrated_from: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        description="set when a region moves an existing participation from another system (its name, e.g. "
+        "`SIPP 2019`): the coverage start may then lie years back, the past months' contributions are computed "
+        "with the rates of each month, and the partner needs the `migration` right",
+    )
 
 
 class UpdateRequest(Frozen):

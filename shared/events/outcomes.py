@@ -34,6 +34,16 @@ class Contributions(Frozen):
     total: Rupiah
 
 
+class ContributionPeriod(Frozen):
+    """Months of a past coverage in which the monthly contribution stayed the same (the rates, the JP wage
+    ceiling and the terms in force on each month's first day, the coverage start for its first month)."""
+
+    first_month: str = Field(pattern=r"^\d{4}-\d{2}$", examples=["2023-03"])
+    last_month: str = Field(pattern=r"^\d{4}-\d{2}$", examples=["2024-02"])
+    months: int = Field(ge=1)
+    monthly: Contributions
+
+
 class Contact(Frozen):
     """Present only when the worker consented to be contacted."""
 
@@ -62,6 +72,11 @@ class Participant(Frozen):
     employer_registration_number: str | None = None
     coverage_start: date
     contact: Contact | None = None
+    migrated_from: str | None = Field(
+        default=None,
+        description="the system an existing participation was moved from: reporting counts it as migrated, "
+        "not as a new enrollment, and the worker gets no welcome message",
+    )
 
 
 class RejectionReason(Frozen):
@@ -91,6 +106,12 @@ class OutcomeBase(Frozen):
 
 class Registered(OutcomeBase):
     participant: Participant
+    past_contributions: list[ContributionPeriod] = Field(
+        default_factory=list,
+        description="a migration only: the contribution of every month from the coverage start to the month "
+        "before registration, in periods of equal amounts; their sum is `past_contributions_total`",
+    )
+    past_contributions_total: int = Field(default=0, ge=0, description="Rupiah over all past months")
 
 
 class Updated(OutcomeBase):

@@ -71,6 +71,7 @@ def participant_facts(event: Outcome, regions: Regions) -> dict[str, Any]:
         "contributions_as_of": participant.contributions.as_of.isoformat(),
         "payers": _payers(participant),
         "coverage_start": participant.coverage_start.isoformat(),
+        "migrated_from": participant.migrated_from,
         "reason": event.data.reason.value if isinstance(event, ParticipantTerminated) else None,
     }
     return facts
@@ -92,6 +93,8 @@ def worker_messages(event: Outcome, regions: Regions) -> list[Message]:
         return []
     if isinstance(event, ParticipantTerminated) and event.data.reason is TerminationReason.DECEASED:
         return []  # a message to a deceased worker's phone would reach a grieving family, not the worker
+    if isinstance(event, ParticipantRegistered) and participant.migrated_from:
+        return []  # moved from another system: the worker has been covered for years, nothing to welcome
     facts = participant_facts(event, regions)
     channels = [(DeliveryChannel.EMAIL, contact.email), (DeliveryChannel.SMS, contact.phone)]
     return [
@@ -127,6 +130,8 @@ def rejection_payload(event: RequestRejected) -> dict[str, Any]:
             {
                 "code": reason.code,
                 "field": reason.field,
+                "subject": reason.subject,
+                "limit": reason.limit,
                 # Messages are free text written elsewhere: a NIK quoted in one never leaves in clear.
                 "message_id": scrub(reason.message_id),
                 "message_en": scrub(reason.message_en),

@@ -29,6 +29,7 @@ The calculator trusts its input: run the rules first. Terms it cannot compute at
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Protocol
 
@@ -40,11 +41,10 @@ from services.registration.domain.rates import (
     in_force,
     load_rate_table,
 )
-from shared.events import Contributions, Employer, FundingSource, Payer, Program, Segment
+from shared.events import ContributionPeriod, Contributions, Employer, FundingSource, Payer, Program, Segment
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
-    from datetime import date
 
 # The rate file's loader and errors are part of what a caller of the calculator needs.
 __all__ = [
@@ -55,6 +55,7 @@ __all__ = [
     "calculate",
     "funding_payer",
     "load_rate_table",
+    "past_contributions",
     "placement_amount",
     "tiered",
 ]
@@ -140,6 +141,54 @@ def calculate(terms: ContributionTerms, on: date, rates: RateTable | None = None
     else:
         _pmi(terms, programs, on, table, ledger)
     return ledger.contributions(on)
+
+
+def _first_of_month(day: date) -> date:
+    return day.replace(day=1)
+
+
+def _next_month(month: date) -> date:
+    return date(month.year + month.month // 12, month.month % 12 + 1, 1)
+
+
+def rate_changes(table: RateTable) -> tuple[date, ...]:
+    """Every date on which some rate, ceiling or package changes: between two of them a contribution is fixed."""
+    pu = table.pu
+    versions = (*pu.jkk, *pu.jkm, *pu.jht, *pu.jp, *pu.jp_wage_ceiling, *pu.jkp, *table.bpu, *table.jakon, *table.pmi)
+    return tuple(sorted({v.effective_from for v in versions}))
+
+
+def past_contributions(
+    terms: ContributionTerms, coverage_start: date, today: date, rates: RateTable | None = None
+) -> list[ContributionPeriod]:
+    """The contribution of every month from the coverage start's month to the month before `today`'s.
+
+    A month is priced on its first day (on the coverage start in the first month) with the rates in force
+    then, so a JP wage ceiling raised on 1 March applies from March. Months with equal contributions are one
+    period. Only months in which some rate changed are priced again: a migration reaching back ten years costs
+    a dozen calculations, not 120.
+    """
+    table = rates if rates is not None else load_rate_table()
+    changes = rate_changes(table)
+    periods: list[ContributionPeriod] = []
+    month, current = _first_of_month(coverage_start), _first_of_month(today)
+    priced_with, monthly = -1, None  # how many rate changes were in force when `monthly` was priced
+    while month < current:
+        on = max(month, coverage_start)
+        in_force = sum(1 for change in changes if change <= on)
+        if monthly is None or in_force != priced_with:
+            monthly, priced_with = calculate(terms, on, table), in_force
+        label = f"{month.year:04d}-{month.month:02d}"
+        last = periods[-1] if periods else None
+        if last is not None and (last.monthly.by_program, last.monthly.by_payer) == (
+            monthly.by_program,
+            monthly.by_payer,
+        ):
+            periods[-1] = last.model_copy(update={"last_month": label, "months": last.months + 1})
+        else:
+            periods.append(ContributionPeriod(first_month=label, last_month=label, months=1, monthly=monthly))
+        month = _next_month(month)
+    return periods
 
 
 def _pu(terms: ContributionTerms, programs: frozenset[Program], on: date, table: RateTable, ledger: _Ledger) -> None:

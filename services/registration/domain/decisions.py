@@ -18,7 +18,7 @@ from services.registration.domain.changes import (
     validate_termination,
     validate_update,
 )
-from services.registration.domain.contributions import calculate
+from services.registration.domain.contributions import calculate, past_contributions
 from services.registration.domain.participation import (
     SOURCE,
     Context,
@@ -26,6 +26,7 @@ from services.registration.domain.participation import (
     HistoryEntry,
     ParticipantRecord,
     Partner,
+    PartnerRight,
     RequestEvent,
     nik_of,
     participant_id,
@@ -55,7 +56,7 @@ from shared.events import (
     Updated,
     UpdateRequested,
 )
-from shared.privacy import mask_nik, nik_hash
+from shared.privacy import mask_nik, nik_hash, scrub
 from shared.reasons import ReasonCode
 from shared.regions import NATIONAL_CODE
 
@@ -100,6 +101,8 @@ def _authority(partner: Partner | None, region_code: str, request: RequestEvent,
     basis = request.data
     if isinstance(basis, EnrollmentRequest) and basis.funding_source not in partner.funding_sources:
         found.append(Violation(ReasonCode.PARTNER_FUNDING_NOT_ALLOWED, "funding_source", basis.funding_source.value))
+    if isinstance(basis, EnrollmentRequest) and basis.migrated_from and PartnerRight.MIGRATION not in partner.rights:
+        found.append(Violation(ReasonCode.PARTNER_MIGRATION_NOT_ALLOWED, "migrated_from", partner.partner_id))
     return found
 
 
@@ -129,7 +132,19 @@ def _snapshot(basis: EnrollmentRequest, pid: str, hashed: str, status: Participa
         employer_registration_number=basis.employer.registration_number if basis.employer else None,
         coverage_start=basis.coverage_start,
         contact=contact,
+        migrated_from=scrub(basis.migrated_from) if basis.migrated_from else None,
     )
+
+
+def _past(basis: EnrollmentRequest, ctx: Context) -> dict[str, Any]:
+    """A migration's past months, priced with the rates of each month; an ordinary enrollment has none."""
+    if basis.migrated_from is None:
+        return {}
+    periods = past_contributions(basis, basis.coverage_start, ctx.today)
+    return {
+        "past_contributions": periods,
+        "past_contributions_total": sum(p.months * p.monthly.total for p in periods),
+    }
 
 
 def _masked_basis(basis: EnrollmentRequest) -> EnrollmentRequest:
@@ -220,6 +235,7 @@ def _enroll(
             **_base(event, version),
             participant=record.snapshot,
             warnings=[w.to_rejection() for w in assessment.warnings],
+            **_past(basis, ctx),
         ),
     )
     return _accept(event, record, outcome, ctx, list(assessment.warnings))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from enum import StrEnum
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -41,9 +42,16 @@ PARTNER_SOURCE_PREFIX = "partner/"
 RequestEvent = EnrollmentRequested | UpdateRequested | TerminationRequested | ReactivationRequested
 
 
+class PartnerRight(StrEnum):
+    """What a partner may do beyond enrolling and changing participations."""
+
+    #: Send existing participations from another system with their historical coverage start.
+    MIGRATION = "migration"
+
+
 class Partner(BaseModel):
     """A partner system and what it may submit: regions (a regency/city, a province, or `ID` for national),
-    segments and funding sources."""
+    segments, funding sources, and rights beyond ordinary requests."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -52,6 +60,7 @@ class Partner(BaseModel):
     regions: frozenset[str] = Field(min_length=1)
     segments: frozenset[Segment] = Field(min_length=1)
     funding_sources: frozenset[FundingSource] = Field(min_length=1)
+    rights: frozenset[PartnerRight] = frozenset()
     active: bool = True
 
     def covers(self, region_code: str, regions: Regions) -> bool:

@@ -16,6 +16,7 @@ from services.registration.domain.rules import (
     DEFAULT_LIMITS,
     FUNDING,
     JKP_PREREQUISITES,
+    MIGRATION_EARLIEST,
     MINIMUM_AGE_BASIS,
     Limits,
 )
@@ -115,8 +116,10 @@ def rule_references(limits: Limits = DEFAULT_LIMITS, rates: RateTable | None = N
         ),
         R.FUNDING_NOT_ALLOWED: ref(_funding(), "Inpres 2/2021; Permendagri 27/2021 and 84/2022 (APBD)"),
         R.COVERAGE_START_INVALID: ref(
-            f"{_window(limits)}; rates in force on the date (from {_earliest_rates(table)})",
-            "a policy window for late batches (`Limits`); rates: services/registration/domain/rates.toml",
+            f"{_window(limits)}; a migration: {MIGRATION_EARLIEST} to today; rates in force on the date (from "
+            f"{_earliest_rates(table)})",
+            "a policy window for late batches (`Limits`); migrations: PP 44/2015, 45/2015 and 46/2015 in force "
+            "from 2015-07-01; rates: services/registration/domain/rates.toml",
         ),
         R.EFFECTIVE_DATE_INVALID: ref(
             f"{_window(limits)} (terminations: {limits.termination_max_backdate_days} days before); "
@@ -132,6 +135,9 @@ def rule_references(limits: Limits = DEFAULT_LIMITS, rates: RateTable | None = N
         R.PARTNER_REGION_NOT_ALLOWED: ref("a region the partner covers", "Inpres 2/2021 (each region its own)"),
         R.PARTNER_SEGMENT_NOT_ALLOWED: ref("a segment the partner is registered for", "docs/operations.md"),
         R.PARTNER_FUNDING_NOT_ALLOWED: ref("a funding source the partner may use", "docs/operations.md"),
+        R.PARTNER_MIGRATION_NOT_ALLOWED: ref(
+            "`migrated_from` only from a partner with the `migration` right", "docs/operations.md (partner registry)"
+        ),
         R.SCHEMA_INVALID: ref("the request schema", _CONTRACT_BASIS),
         R.SCHEMA_VERSION_UNSUPPORTED: ref("schemaversion 1", _CONTRACT_BASIS),
         R.EVENT_TYPE_UNKNOWN: ref("a request type of the contract", _CONTRACT_BASIS),

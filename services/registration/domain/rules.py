@@ -27,7 +27,7 @@ Decisions worth knowing:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
 from services.registration.domain.age import age_on
@@ -46,7 +46,6 @@ from shared.reasons import ReasonCode
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
-    from datetime import date
 
     from services.registration.domain.rates import ProgramRule
     from shared.regions import Regions
@@ -95,6 +94,10 @@ class Limits:
 
 
 DEFAULT_LIMITS = Limits()
+
+#: The earliest coverage start a migration may carry: BPJS Ketenagakerjaan's programs under the 2015
+#: regulations (PP 44/45/46 of 2015) began on 1 July 2015, the first date the rate file prices.
+MIGRATION_EARLIEST = date(2015, 7, 1)
 
 #: Which categories belong to which segment.
 CATEGORIES: dict[Segment, frozenset[Category]] = {
@@ -378,7 +381,13 @@ def outside_window(on: date, today: date, back_days: int, ahead_days: int) -> st
 
 
 def _coverage_start(request: EnrollmentRequest, today: date, table: RateTable, limits: Limits) -> list[Violation]:
-    outside = outside_window(request.coverage_start, today, limits.max_backdate_days, limits.max_future_days)
+    """Within the window around today; a migration may reach back to any day with rates, but not ahead: an
+    existing participation has already started."""
+    if request.migrated_from is not None:
+        back_days, ahead_days = (today - MIGRATION_EARLIEST).days, 0
+    else:
+        back_days, ahead_days = limits.max_backdate_days, limits.max_future_days
+    outside = outside_window(request.coverage_start, today, back_days, ahead_days)
     if outside is not None:
         return [Violation(R.COVERAGE_START_INVALID, "coverage_start", limit=outside)]
     if not table.in_force_for(request.segment, request.programs, request.coverage_start):

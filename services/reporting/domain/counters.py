@@ -34,7 +34,9 @@ if TYPE_CHECKING:
 WIB = ZoneInfo("Asia/Jakarta")  # "today" and "this month" are dates in Indonesia's western time zone
 
 Counters = dict[str, int]
-Flow = Literal["enrollments", "terminations", "reactivations"]
+# A migration (an existing participation moved from another system) is its own flow: counting it as an
+# enrollment would show a region's data transfer as a surge of newly protected workers.
+Flow = Literal["enrollments", "terminations", "reactivations", "migrations"]
 FLOWS: tuple[Flow, ...] = get_args(Flow)
 
 ACTIVE = "active"
@@ -162,7 +164,7 @@ def effects(event: Outcome) -> dict[str, Counters]:
     match event:
         case ParticipantRegistered(data=data):
             changes = {leaf_of(data.participant): active_counters(data.participant)}
-            flow = ("enrollments", data.participant)
+            flow = ("migrations" if data.participant.migrated_from else "enrollments", data.participant)
         case ParticipantUpdated(data=data):
             changes = _moved(data.previous, data.participant)
         case ParticipantTerminated(data=data):

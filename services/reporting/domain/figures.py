@@ -236,6 +236,7 @@ class Figures:
             enrollments=flows["enrollments"],
             terminations=flows["terminations"],
             reactivations=flows["reactivations"],
+            migrations=flows["migrations"],
             by_segment=breakdown(SEGMENT, Segment),
             by_category=breakdown(CATEGORY, Category),
             by_program=breakdown(PROGRAM, Program),

@@ -40,6 +40,7 @@ PARTNERS = [
         "regions": ["32"],
         "segments": ["BPU", "JAKON", "PMI", "PU"],
         "funding_sources": ["APBD", "APBDES", "CSR", "ZAKAT", "SELF", "EMPLOYER"],
+        "rights": ["migration"],
     },
 ]
 TODAY = date.today()
@@ -273,6 +274,38 @@ async def test_every_rejection_path_is_answered_with_reason_codes(registration: 
     assert reasons(got[f"{unique}-v2"][0]) == {"SCHEMA_VERSION_UNSUPPORTED"}
     rejected = got[f"{unique}-invalid-nik"][0]
     assert rejected.data.nik_masked == mask_nik(bad_checksum)
+
+
+async def test_a_migration_keeps_its_start_and_prices_its_past_months(
+    registration: Running, mongodb_url: str, unique: str
+) -> None:
+    start = date(2023, 1, 16)
+    migrated = {"coverage_start": start, "migrated_from": "SIPP 2019"}
+    requests = [
+        bpu_vulnerable(f"{unique}-migrated", nik(), partner="jabar-dinsos", **migrated),
+        bpu_vulnerable(f"{unique}-no-right", nik(), **migrated),
+    ]
+    await publish_events(registration.bootstrap, registration.requests_topic, [(nik_of(r), r) for r in requests])
+    expected = {r.data.request_id for r in requests}
+    got = outcomes_by_request(await consume_until(registration.bootstrap, registration.outcomes_topic, have(expected)))
+
+    assert reasons(got[f"{unique}-no-right"][0]) == {"PARTNER_MIGRATION_NOT_ALLOWED"}
+    registered = got[f"{unique}-migrated"][0]
+    assert isinstance(registered, ev.ParticipantRegistered)
+    assert registered.data.participant.migrated_from == "SIPP 2019"
+    past_months = (TODAY.year - start.year) * 12 + TODAY.month - start.month
+    assert sum(p.months for p in registered.data.past_contributions) == past_months
+    assert registered.data.past_contributions_total == past_months * 16_800  # JKK 1 % of Rp1,000,000 + JKM 6,800
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb_url)
+    try:
+        stored = await client[registration.database]["participants"].find_one(
+            {"_id": registered.data.participant.participant_id}
+        )
+    finally:
+        await client.close()
+    assert stored is not None
+    snapshot = json.loads(stored["state"])["snapshot"]
+    assert (snapshot["coverage_start"], snapshot["migrated_from"]) == (start.isoformat(), "SIPP 2019")
 
 
 def _raw(body: dict[str, Any]) -> tuple[bytes, bytes, dict[str, str]]:

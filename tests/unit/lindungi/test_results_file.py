@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from lindungi.files import CONTRIBUTION_COLUMNS, RESULT_COLUMNS, Row, result_row, write_results
+from lindungi.files import CONTRIBUTION_COLUMNS, PAST_COLUMNS, RESULT_COLUMNS, Row, result_row, write_results
 from services.registration.domain.decisions import decide
 from services.registration.domain.nik import format_nik
-from services.registration.domain.participation import Context, Decision, Partner, RequestEvent
+from services.registration.domain.participation import Context, Decision, Partner, PartnerRight, RequestEvent
 from shared import events as ev
 from shared.messaging import encode
 from shared.regions import load_regions
@@ -31,6 +31,7 @@ PARTNER = Partner(
     regions=frozenset({KOTA_BOGOR}),
     segments=frozenset({ev.Segment.PU, ev.Segment.BPU}),
     funding_sources=frozenset({ev.FundingSource.APBD}),
+    rights=frozenset({PartnerRight.MIGRATION}),
 )
 FIRST_COLUMNS = ("row", "request_id", "outcome", "reason_codes", "messages", "event_id")
 
@@ -55,8 +56,7 @@ def enrollment(request_id: str, serial: int, **terms: Any) -> ev.EnrollmentReque
         request_id=request_id,
         worker=worker,
         region_code=KOTA_BOGOR,
-        coverage_start=COVERAGE_START,
-        **terms,
+        **({"coverage_start": COVERAGE_START} | terms),
     )
     return ev.EnrollmentRequested(source=f"partner/{PARTNER.partner_id}", subject=request_id, data=data)
 
@@ -101,7 +101,8 @@ def as_line(cells: list[str | int]) -> dict[str, str]:
 
 def test_the_columns_are_the_old_six_then_a_fixed_set_of_amounts() -> None:
     assert RESULT_COLUMNS[:6] == FIRST_COLUMNS
-    assert RESULT_COLUMNS[6:] == CONTRIBUTION_COLUMNS == (
+    assert RESULT_COLUMNS[-2:] == PAST_COLUMNS == ("past_months", "past_contributions_total")
+    assert RESULT_COLUMNS[6:-2] == CONTRIBUTION_COLUMNS == (
         "funding_source", "contributions_as_of",
         "contribution_JKK", "contribution_JKM", "contribution_JHT", "contribution_JP", "contribution_JKP",
         "paid_by_employer", "paid_by_worker", "paid_by_funder", "paid_by_central_government",
@@ -197,3 +198,20 @@ def test_the_written_file_sums_to_the_events_in_a_spreadsheet(ctx: Context, tmp_
         assert not isinstance(outcome, ev.RequestRejected)
         expected += outcome.data.participant.contributions.by_payer.get(ev.Payer.FUNDER, 0)
     assert apbd_line == expected > 0
+
+
+def test_a_migration_line_shows_the_past_months_and_their_sum(ctx: Context) -> None:
+    request = vulnerable_worker("mig-1", 3, coverage_start=date(2023, 1, 16), migrated_from="SIPP 2019")
+    _, outcome = answered(request, ctx)
+    assert isinstance(outcome, ev.ParticipantRegistered)
+    line = as_line(result_row(Row(2, request, "k"), outcome))
+    # January 2023 to October 2025: 34 months of Rp16,800 (JKK 1 % of Rp1,000,000 and JKM Rp6,800).
+    assert (line["past_months"], line["past_contributions_total"]) == ("34", str(34 * 16_800))
+    assert line["total_monthly"] == "16800"
+
+
+def test_an_ordinary_line_leaves_the_past_empty(ctx: Context) -> None:
+    request = vulnerable_worker("new-1", 4)
+    _, outcome = answered(request, ctx)
+    line = as_line(result_row(Row(2, request, "k"), outcome))
+    assert (line["past_months"], line["past_contributions_total"]) == ("", "")

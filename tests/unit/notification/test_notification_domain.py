@@ -77,6 +77,13 @@ def test_no_message_goes_to_a_deceased_workers_phone_but_stakeholders_still_hear
     assert audiences(messages) == [("subscriber", "EMAIL", "sub-32.71")]
 
 
+def test_a_migrated_worker_gets_no_welcome_but_stakeholders_hear_it_was_moved() -> None:
+    moved = samples.participant(migrated_from="SIPP 2019", coverage_start=date(2021, 5, 10))
+    messages = messages_for_outcome(samples.registered(moved), [subscription("32.71")], {}, REGIONS)
+    assert audiences(messages) == [("subscriber", "EMAIL", "sub-32.71")]
+    assert messages[0].facts["migrated_from"] == "SIPP 2019"
+
+
 def test_stakeholders_never_see_the_workers_nik_or_contact() -> None:
     messages = messages_for_outcome(samples.registered(), [subscription("32")], {}, REGIONS)
     facts = next(m for m in messages if m.audience is Audience.SUBSCRIBER).facts

@@ -449,3 +449,27 @@ def test_a_duplicate_further_behind_than_the_window_is_counted_again() -> None:
     expected = sum(isinstance(e, ev.ParticipantRegistered) for _, e in sim.events)
     assert asyncio.run(active_with(len(stream))) == expected
     assert asyncio.run(active_with(5)) == expected + 1
+
+
+def test_a_migration_is_active_but_counted_as_migrated_not_as_a_new_enrollment() -> None:
+    now = datetime.now(UTC)
+    base = {"partner_id": "p", "request_event_id": "q", "version": 1}
+    moved = make_participant("m", region="32.71", kecamatan="32.71.01").model_copy(
+        update={"migrated_from": "SIPP 2019"}
+    )
+    new = make_participant("n", region="32.71", kecamatan="32.71.01")
+    steps = [
+        _event(ev.ParticipantRegistered, ev.Registered(request_id="1", participant=moved, **base), now),
+        _event(ev.ParticipantRegistered, ev.Registered(request_id="2", participant=new, **base), now),
+    ]
+
+    async def scenario() -> None:
+        projection = await started(MemoryStore(), 1)
+        await projection.apply({0: list(enumerate(steps))})
+        await projection.commit()
+        counters = projection.model.counters("32.71.01")
+        assert counters.get(ACTIVE) == 2
+        assert counters.get(flow_key("enrollments")) == 1
+        assert counters.get(flow_key("migrations")) == 1
+
+    asyncio.run(scenario())
