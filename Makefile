@@ -24,6 +24,31 @@ $(UV):
 install: .venv/.synced ## virtualenv from uv.lock, Kafka jars and FerretDB (cached per machine)
 	$(STACK) install
 
+# The dashboard (services/reporting/dashboard): its charting library from the npm lockfile (the vendored copy is
+# committed; `npm ci` lets a test prove it is the lockfile's) and Debian's chromium for its browser tests.
+DASHBOARD := services/reporting/dashboard
+CHROMIUM := /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+.PHONY: dashboard-vendor dashboard-screenshots
+install: $(DASHBOARD)/node_modules/.package-lock.json $(CHROMIUM)
+
+$(DASHBOARD)/node_modules/.package-lock.json: $(DASHBOARD)/package-lock.json
+	cd $(DASHBOARD) && npm ci --no-audit --no-fund --ignore-scripts --prefer-offline --cache $(CACHE)/npm
+
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium fonts-liberation
+
+dashboard-vendor: $(DASHBOARD)/node_modules/.package-lock.json ## copy the charting library from the lockfile into the dashboard
+	cp $(DASHBOARD)/node_modules/d3/dist/d3.min.js $(DASHBOARD)/node_modules/@observablehq/plot/dist/plot.umd.min.js \
+	   $(DASHBOARD)/node_modules/topojson-client/dist/topojson-client.min.js $(DASHBOARD)/static/vendor/
+	cp $(DASHBOARD)/node_modules/d3/LICENSE $(DASHBOARD)/static/vendor/LICENSE.d3
+	cp $(DASHBOARD)/node_modules/@observablehq/plot/LICENSE $(DASHBOARD)/static/vendor/LICENSE.plot
+	cp $(DASHBOARD)/node_modules/topojson-client/LICENSE $(DASHBOARD)/static/vendor/LICENSE.topojson-client
+
+dashboard-screenshots: install ## the PNGs in docs/dashboard/ (national, province, city) from a real service
+	$(PY) -m tests.e2e.dashboard.screenshots
+
 test: install ## everything: unit, integration (real Kafka + FerretDB, started if needed), end to end
 	$(PY) -m pytest
 

@@ -297,6 +297,7 @@ def coverage_table() -> bool:
 def where_to_look() -> None:
     console.print(
         "\n[bold]Where to look[/bold]\n"
+        f"  dashboard          {URLS['reporting']}/dashboard (Bahasa Indonesia; English by its switch)\n"
         f"  figures (API)      {URLS['reporting']}/regions/ID, /regions/32.71, /regions/32/children, /rankings,"
         " /regions.csv\n"
         "  figures (CLI)      .venv/bin/lindungi report 32\n"

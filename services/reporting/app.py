@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import CollectorRegistry
 from pymongo import AsyncMongoClient
 
+from services.reporting.dashboard import Dashboard
 from services.reporting.domain.coverage import CoveragePolicy, parse_targets
 from services.reporting.domain.figures import Figures
 from services.reporting.handlers import KafkaPositions, OutcomeHandler, PartitionAssignments
@@ -151,6 +152,7 @@ def create_app(settings: ReportingSettings | None = None) -> AsgiFastStream:
             await mongo.close()
 
     api = RegionsApi(lambda: running.figures(settings.suppress_below) if running else None)
+    dashboard = Dashboard(api.figures)  # the API's figures, suppression included: the page shows what it serves
     probe = Probe(broker, lambda: running.mongo if running else None)
     app = asgi_app(
         broker,
@@ -158,11 +160,11 @@ def create_app(settings: ReportingSettings | None = None) -> AsgiFastStream:
         registry,
         title="Lindungi reporting",
         description="Per-region aggregates of enrollment outcomes: coverage, flows, contributions, rankings.",
-        routes=api.routes(),
+        routes=[*api.routes(), *dashboard.routes()],
         lifespan=lifespan,
     )
-    # AsgiFastStream matches exact paths only; /regions/{code} needs a prefix match.
-    app.not_found = api.with_fallback(app.not_found)  # type: ignore[method-assign,assignment]
+    # AsgiFastStream matches exact paths only; /regions/{code} and /dashboard/{code} need a prefix match.
+    app.not_found = dashboard.with_fallback(api.with_fallback(app.not_found))  # type: ignore[method-assign,assignment]
 
     @app.after_startup
     async def start_background() -> None:
