@@ -28,7 +28,7 @@ from bench.harness import SCALES, Harness, Scale
 from bench.kafka import Kafka
 from bench.profiling import profile_service
 from bench.report import Row, Section, fill, headline, render
-from bench.scenarios import backfill, latency, notification, registration, reporting
+from bench.scenarios import backfill, dashboard, latency, notification, registration, reporting
 from bench.store import Store
 
 if TYPE_CHECKING:
@@ -40,6 +40,7 @@ SCENARIOS: dict[str, Callable[[Harness], Awaitable[Section]]] = {
     "notification": notification.run,
     "latency": latency.run,
     "backfill": backfill.run,
+    "dashboard": dashboard.run,
 }
 PROFILED = ("registration", "reporting", "notification")  # the services bench/profiling.py can profile
 LEDGER = stack.ROOT / ".local" / "bench" / "databases.txt"  # what `--clean` drops after an interrupted run
@@ -82,7 +83,7 @@ def arguments() -> argparse.Namespace:
     parser.add_argument(
         "--clean",
         action="store_true",
-        help="only delete what interrupted runs left behind (every `bench_` topic and database), then exit",
+        help="only delete what interrupted runs left behind (every `bench_` topic, group and database), then exit",
     )
     return parser.parse_args()
 
@@ -119,14 +120,20 @@ def profiled_services(args: argparse.Namespace, scale: Scale) -> list[str]:
 
 
 async def clean_up(h: Harness, *, keep: bool) -> None:
-    """Delete what the scenarios created so far (a million outcome events take a gigabyte or two)."""
+    """Delete what the scenarios created so far (a million outcome events take a gigabyte or two), so that
+    nothing of the run shows beside the product's topics afterwards (`make run` on the same stack): every
+    topic and consumer group whose name carries the run's tag, whoever created it (the harness, a service's
+    own dead-letter topic, Quix's repartition and changelog topics), and the databases the run named."""
     h.stop_all()
     if keep:
         return
-    await h.kafka.delete_topics(h.kafka.created)
+    ours = f"bench_{h.tag}"
+    await h.kafka.delete_groups([group for group in await h.kafka.groups() if ours in group])
+    await h.kafka.delete_topics([*h.kafka.created, *(topic for topic in await h.kafka.topics() if ours in topic)])
     h.kafka.created.clear()
     for database in set(h.store.created):
         await h.store.drop(database)
+    h.store.forget(h.store.created)
     h.store.created.clear()
 
 
@@ -164,11 +171,13 @@ async def clean_leftovers() -> None:
     try:
         # Quix Streams names its repartition and changelog topics `<kind>__<consumer group>--...`.
         doomed = [t for t in await kafka.topics() if t.startswith("bench_") or "__bench_" in t]
+        groups = [g for g in await kafka.groups() if g.startswith("bench_")]
+        await kafka.delete_groups(groups)
         await kafka.delete_topics(doomed)
         databases = store.forgotten()
         for database in databases:
             await store.drop(database)
-        print(f"deleted {len(doomed)} topics and {len(databases)} databases", flush=True)
+        print(f"deleted {len(doomed)} topics, {len(groups)} consumer groups and {len(databases)} databases", flush=True)
     finally:
         await kafka.close()
         await store.close()

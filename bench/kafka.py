@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import GroupCoordinatorNotAvailableError, TopicAlreadyExistsError
+from aiokafka.protocol.admin import DeleteGroupsRequest
 from confluent_kafka import Producer  # type: ignore[import-untyped]
 
 if TYPE_CHECKING:
@@ -29,16 +30,28 @@ class Kafka:
     def __init__(self, bootstrap: str) -> None:
         self.bootstrap = bootstrap
         self._admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="lindungi-bench")
-        self._offsets = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, client_id="lindungi-bench")
+        self._offsets: AIOKafkaConsumer | None = None  # started at its first use
         self._partitions: dict[str, int] = {}
         self.created: list[str] = []
 
+    async def _offset_reader(self) -> AIOKafkaConsumer:
+        if self._offsets is None:
+            self._offsets = AIOKafkaConsumer(
+                bootstrap_servers=self.bootstrap, group_id=None, client_id="lindungi-bench"
+            )
+            await self._offsets.start()
+        return self._offsets
+
+    async def _forget_offsets(self) -> None:
+        if self._offsets is not None:
+            await self._offsets.stop()
+            self._offsets = None
+
     async def start(self) -> None:
         await self._admin.start()
-        await self._offsets.start()
 
     async def close(self) -> None:
-        await self._offsets.stop()
+        await self._forget_offsets()
         await self._admin.close()
 
     async def create_topic(self, name: str, partitions: int, config: dict[str, str] | None = None) -> None:
@@ -71,6 +84,26 @@ class Kafka:
         if doomed:
             with contextlib.suppress(Exception):  # best effort: a failed clean-up must not lose the results
                 await self._admin.delete_topics(doomed, timeout_ms=30_000)
+            # The offset reader keeps asking for the metadata of every topic it has read offsets of, and the
+            # broker creates a topic it is asked about (auto-creation, on for tests' scratch topics): a deleted
+            # topic would come back, empty, beside the product's. The next reader knows none of them.
+            await self._forget_offsets()
+            for name in doomed:
+                self._partitions.pop(name, None)
+
+    async def groups(self) -> list[str]:
+        return [group for group, *_ in await self._admin.list_consumer_groups()]
+
+    async def delete_groups(self, names: Iterable[str]) -> None:
+        """Remove this run's consumer groups. aiokafka's admin client has no call for it: the protocol's
+        DeleteGroups request, which aiokafka ships, goes to each group's coordinator. Best effort: a group
+        whose consumer was killed keeps its member until the broker expires it (`--clean` removes it later)."""
+        by_coordinator: dict[int, list[str]] = {}
+        with contextlib.suppress(Exception):
+            for group in names:
+                by_coordinator.setdefault(await self._admin.find_coordinator(group), []).append(group)
+            for node, groups in by_coordinator.items():
+                await self._admin._client.send(node, DeleteGroupsRequest(groups))  # noqa: SLF001 - see the docstring
 
     async def _topic_partitions(self, topic: str) -> list[TopicPartition]:
         count = self._partitions.get(topic)
@@ -85,7 +118,7 @@ class Kafka:
         partitions = await self._topic_partitions(topic)
         if not partitions:
             return {}
-        ends = await self._offsets.end_offsets(partitions)
+        ends = await (await self._offset_reader()).end_offsets(partitions)
         return {tp.partition: offset for tp, offset in ends.items()}
 
     async def records_in(self, topic: str) -> int:

@@ -31,6 +31,12 @@ class Store:
             with self._ledger.open("a") as ledger:
                 ledger.write(f"{name}\n")
 
+    def forget(self, names: list[str]) -> None:
+        """Databases dropped: out of the ledger, so that it lists only what is still to be dropped."""
+        if self._ledger.exists():
+            kept = [name for name in self._ledger.read_text().split() if name not in names]
+            self._ledger.write_text("".join(f"{name}\n" for name in kept))
+
     def forgotten(self) -> list[str]:
         """Every database the ledger lists (what earlier runs may have left), emptying it."""
         if not self._ledger.exists():

@@ -5,7 +5,9 @@ The Kafka broker and the MongoDB-protocol server are resolved once per session, 
 2. where a Docker engine answers, testcontainers with the real images (`apache/kafka`, `mongo`);
 3. otherwise the native stack (`deploy/local/stack`: Kafka from Maven Central jars, FerretDB on SQLite),
    started for the session and stopped after it unless it was already running.
-Tests share one broker and one server, so every test names its topics, groups and databases uniquely.
+Tests share one broker and one server, so every test names its topics, groups and databases uniquely: with
+the `unique` fixture, whose mark they carry. Everything that carries it is deleted when the test ends, so that
+`make run` on the same servers afterwards shows only the product's topics (tests/support.py `Traces`).
 """
 
 from __future__ import annotations
@@ -14,13 +16,15 @@ import base64
 import os
 import socket
 import subprocess
-import uuid
+import warnings
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from pymongo import AsyncMongoClient
+
+from tests.support import Traces
 
 ROOT = Path(__file__).resolve().parent.parent
 STACK = ROOT / "deploy" / "local" / "stack"
@@ -131,10 +135,27 @@ def service_env(kafka_bootstrap: str, mongodb_url: str) -> dict[str, str]:
     return {**os.environ, **env}
 
 
+@pytest.fixture(scope="session")
+async def traces(infrastructure: Infrastructure) -> AsyncIterator[Traces]:
+    """The session's marks; first, what killed sessions left on the same servers is erased."""
+    traces = await Traces.begin(
+        infrastructure.kafka_bootstrap_servers,
+        infrastructure.mongodb_url,
+        journaled=infrastructure.provider != "testcontainers",
+    )
+    yield traces
+    left = await traces.end()
+    if left:
+        warnings.warn(f"left on the servers (the next session erases them): {', '.join(left)}", stacklevel=1)
+
+
 @pytest.fixture
-def unique() -> str:
-    """A short id that keeps this test's topics, groups and databases apart from every other test's."""
-    return uuid.uuid4().hex[:10]
+async def unique(traces: Traces) -> AsyncIterator[str]:
+    """A short id that keeps this test's topics, groups and databases apart from every other test's; every
+    topic, consumer group and database whose name carries it is deleted when the test ends."""
+    mark = traces.mark()
+    yield mark
+    await traces.erase(mark)
 
 
 @pytest.fixture

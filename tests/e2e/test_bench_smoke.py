@@ -2,18 +2,21 @@
 
 `python -m bench --scale smoke` starts every service, peer and receiver the full run starts, on a few hundred
 records, against this session's Kafka and MongoDB-protocol server. No threshold is judged: only that the
-command finishes and writes a table with a row for every scenario.
+command finishes, writes a table with a row for every scenario, and leaves no topic, consumer group, database
+or log directory of its run behind (they would show beside the product's in `make run`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.support import ROOT
+from tests.support import ROOT, holding
 
 pytestmark = pytest.mark.e2e
 
@@ -41,3 +44,9 @@ def test_the_smoke_run_writes_a_row_for_every_scenario(
         scenario_rows = [row for row in rows if row.startswith(f"| {scenario} |")]
         assert scenario_rows, f"no row for {scenario} in:\n{document}"
         assert not any("failed:" in row for row in scenario_rows), "\n".join(scenario_rows)
+
+    # The run's names all carry `bench_<tag>` (bench/harness.py `Harness.name`), its tag in its first line.
+    tag = re.search(r"^bench (\w+): scale", result.stdout, re.MULTILINE)
+    assert tag, result.stdout[:3000]
+    assert asyncio.run(holding(kafka_bootstrap, mongodb_url, f"bench_{tag[1]}")) == []
+    assert not (ROOT / ".local" / "bench" / tag[1]).exists()
