@@ -26,7 +26,12 @@ class CliSettings(BaseSettings):
     registration_url: str = "http://127.0.0.1:8001"
     reporting_url: str = "http://127.0.0.1:8002"
     notification_url: str = "http://127.0.0.1:8003"
-    requests_topic: str = topics.ENROLLMENT_REQUESTS.name
+    requests_topic: str | None = Field(
+        default=None,
+        description="publish here instead of the partner's own topic: only for a trusted producer (an operator's "
+        "bulk import), which the secured broker's ACLs must allow",
+    )
+    partner_topic_prefix: str = topics.PARTNER_TOPIC_PREFIX
     outcomes_topic: str = topics.ENROLLMENT_OUTCOMES.name
     dead_letters_topic: str = topics.DEAD_LETTERS.name
     seal_key: SecretStr | None = Field(default=None, description="needed only to replay dead letters")

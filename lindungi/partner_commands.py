@@ -1,7 +1,7 @@
 """Partner commands: `generate` synthetic requests, `publish` a file and collect its outcomes, `report` a region.
 
-A partner talks to Lindungi as any partner would: requests on the intake topic, outcomes read back from the
-outcome topic, figures from the reporting service's HTTP API.
+A partner talks to Lindungi as any partner would: requests on its own topic (`lindungi.partner.<id>.requests.v1`),
+outcomes read back from the outcome topic, figures from the reporting service's HTTP API.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from rich.table import Table
 from lindungi.context import api_get, console, fail, settings
 from lindungi.files import COLUMNS, FileError, Row, read_requests, write_results
 from shared import events as ev
+from shared import topics
 from shared.messaging import encode
 
 # --- generate ----------------------------------------------------------------------------------------------
@@ -204,7 +205,9 @@ def publish(
     async def run() -> dict[str, ev.Outcome]:
         start = await _end_offsets(config.kafka_bootstrap_servers, outcomes_topic)
         with Progress(console=console) as progress:
-            await _publish(rows, config.kafka_bootstrap_servers, config.requests_topic, progress)
+            # A partner writes its own topic: on a secured broker the only one its principal may write.
+            topic = config.requests_topic or topics.partner_requests_topic(partner, config.partner_topic_prefix)
+            await _publish(rows, config.kafka_bootstrap_servers, topic, progress)
             wanted = {r.event.data.request_id for r in rows}
             return await _collect(
                 config.kafka_bootstrap_servers,

@@ -50,13 +50,17 @@ async def raw_values(message: StreamMessage[Any]) -> list[bytes]:
 
 @dataclass(frozen=True)
 class Batches:
-    """Where and how one subscriber reads: topic, group, batch size, and where a new group starts."""
+    """Where and how one subscriber reads: topic (or a regular expression of topics), group, batch size, and
+    where a new group starts."""
 
     topic: str
     group_id: str
     max_records: int
     timeout_ms: int = 100
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    #: Subscribe to every topic matching this regular expression instead of `topic` (which then only names
+    #: the subscription in logs): a topic created later is joined at the next metadata refresh.
+    pattern: str | None = None
 
     @classmethod
     def of(
@@ -66,6 +70,7 @@ class Batches:
         *,
         group_id: str | None = None,
         auto_offset_reset: Literal["earliest", "latest"] = "earliest",
+        pattern: str | None = None,
     ) -> Batches:
         """The service's batch settings for `topic`, in its own group unless another is named."""
         return cls(
@@ -74,6 +79,7 @@ class Batches:
             settings.batch_max_records,
             settings.batch_timeout_ms,
             auto_offset_reset,
+            pattern,
         )
 
 
@@ -96,8 +102,10 @@ def batch_subscriber(  # noqa: PLR0913 - one consumer's whole description, all k
     default rewind (each partition back to the batch's first record, Kafka's committed position) for a
     service that keeps its own cursors. `failures` counts the batches that failed and were read again.
     """
+    topics: tuple[str, ...] = () if batches.pattern else (batches.topic,)
     subscriber = broker.subscriber(
-        batches.topic,
+        *topics,
+        pattern=batches.pattern,
         group_id=batches.group_id,
         batch=True,
         max_records=batches.max_records,

@@ -85,6 +85,7 @@ class ReasonCode(StrEnum):
     PARTNER_SEGMENT_NOT_ALLOWED = "PARTNER_SEGMENT_NOT_ALLOWED"
     PARTNER_FUNDING_NOT_ALLOWED = "PARTNER_FUNDING_NOT_ALLOWED"
     PARTNER_MIGRATION_NOT_ALLOWED = "PARTNER_MIGRATION_NOT_ALLOWED"
+    PARTNER_SOURCE_MISMATCH = "PARTNER_SOURCE_MISMATCH"
     # The message on the wire.
     SCHEMA_INVALID = "SCHEMA_INVALID"
     SCHEMA_VERSION_UNSUPPORTED = "SCHEMA_VERSION_UNSUPPORTED"
@@ -464,6 +465,21 @@ REASONS: dict[ReasonCode, ReasonText] = {
         about=(
             "Mitra {subject} tidak memiliki hak migrasi untuk mengirim kepesertaan yang sudah ada.",
             "The partner {subject} has no migration right to send existing participations.",
+        ),
+    ),
+    _R.PARTNER_SOURCE_MISMATCH: _text(
+        "source",
+        "Pesan ini dikirim lewat topik mitra lain daripada mitra yang disebut di `source`; ditolak.",
+        "This message came through another partner's topic than the partner its `source` names; refused.",
+        about=(
+            (
+                "`source` menyebut mitra {subject}, tetapi pesan dikirim lewat topik mitra pengirim yang lain; "
+                "permintaan ditolak dan dicatat."
+            ),
+            (
+                "`source` names partner {subject}, but the message came through another partner's topic; the "
+                "request is refused and logged."
+            ),
         ),
     ),
     _R.SCHEMA_INVALID: _text(

@@ -6,8 +6,10 @@ then with the project-wide `LINDUNGI_` prefix, so an operator sets what all serv
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
+from aiokafka.helpers import create_ssl_context
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 from pydantic import Field, SecretStr
 from pydantic_settings import (
@@ -34,6 +36,9 @@ class KafkaSettings(BaseSettings):
     kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = Field(
+        default=None, description="SASL_SSL: the CA that signed the broker's certificate (else the system's CAs)"
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = Field(
         default="auto", description="auto: JSON when stdout is not a terminal, console otherwise"
@@ -55,12 +60,19 @@ class KafkaSettings(BaseSettings):
         """aiokafka client options for authentication (admin client, plain producers and consumers)."""
         if self.kafka_security_protocol == "PLAINTEXT":
             return {}
-        return {
+        options: dict[str, Any] = {
             "security_protocol": self.kafka_security_protocol,
             "sasl_mechanism": self.kafka_sasl_mechanism,
             "sasl_plain_username": self.kafka_sasl_username,
             "sasl_plain_password": self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else None,
         }
+        if self.kafka_security_protocol == "SASL_SSL":
+            options["ssl_context"] = self.kafka_ssl_context()
+        return options
+
+    def kafka_ssl_context(self) -> Any:
+        """Verifies the broker's certificate and host name against `kafka_ssl_cafile` or the system's CAs."""
+        return create_ssl_context(cafile=str(self.kafka_ssl_cafile) if self.kafka_ssl_cafile else None)
 
     def kafka_security(self) -> BaseSecurity | None:
         """The same for FastStream's broker."""
@@ -70,7 +82,8 @@ class KafkaSettings(BaseSettings):
         password = self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else ""
         use_ssl = self.kafka_security_protocol == "SASL_SSL"
         kinds = {"SCRAM-SHA-512": SASLScram512, "SCRAM-SHA-256": SASLScram256, "PLAIN": SASLPlaintext}
-        return kinds[self.kafka_sasl_mechanism](username, password, use_ssl=use_ssl)
+        context = self.kafka_ssl_context() if use_ssl else None
+        return kinds[self.kafka_sasl_mechanism](username, password, use_ssl=use_ssl, ssl_context=context)
 
 
 class ServiceSettings(KafkaSettings):

@@ -7,6 +7,7 @@ growth beyond one machine is more partitions, not a mechanism of our own.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 DAY_MS = 24 * 60 * 60 * 1000
@@ -32,7 +33,8 @@ ENROLLMENT_REQUESTS = Topic(
     partitions=12,
     # Intake carries NIKs in clear: keep it only as long as reprocessing needs (7 days).
     config={"cleanup.policy": "delete", "retention.ms": str(7 * DAY_MS), "max.message.bytes": "1048576"},
-    producers=("partners",),
+    # Partners write their own topics (below); registration forwards their requests here.
+    producers=("registration", "trusted bulk producers"),
     consumers=("registration",),
     events=(
         "id.lindungi.enrollment.requested",
@@ -40,7 +42,8 @@ ENROLLMENT_REQUESTS = Topic(
         "id.lindungi.termination.requested",
         "id.lindungi.reactivation.requested",
     ),
-    description="Partners' enrollment, update, termination and reactivation requests.",
+    description="Partners' enrollment, update, termination and reactivation requests, keyed by NIK; a request "
+    "forwarded from a partner's own topic carries the `lindungi-partner` header.",
     personal_data=True,
 )
 
@@ -103,6 +106,61 @@ CATALOGUE: tuple[Topic, ...] = (
     REGION_AGGREGATES,
     NOTIFICATION_DELIVERIES,
 )
+
+
+# --- Each partner's own channel -------------------------------------------------------------------------------
+# Kafka's ACLs bind a topic to a principal, not a record to one: so each partner writes its requests to a topic
+# only it may write, and reads its outcomes from a topic only it may read. Registration takes the partner from
+# the topic a request arrived on, never from the payload (docs/security.md).
+
+#: Every partner topic starts with this: one prefixed ACL gives registration all of them.
+PARTNER_TOPIC_PREFIX = "lindungi.partner."
+#: Partner ids as registration accepts them (lowercase, digits, '-', no '.'): a partner's names never nest.
+PARTNER_ID_REGEX = "[a-z0-9][a-z0-9-]*"
+PARTNER_REQUESTS_SUFFIX = ".requests.v1"
+PARTNER_OUTCOMES_SUFFIX = ".outcomes.v1"
+#: The header registration stamps on a request it forwards from a partner's topic to the intake topic.
+CHANNEL_HEADER = "lindungi-partner"
+
+
+def partner_requests_topic(partner_id: str, prefix: str = PARTNER_TOPIC_PREFIX) -> str:
+    return f"{prefix}{partner_id}{PARTNER_REQUESTS_SUFFIX}"
+
+
+def partner_outcomes_topic(partner_id: str, prefix: str = PARTNER_TOPIC_PREFIX) -> str:
+    return f"{prefix}{partner_id}{PARTNER_OUTCOMES_SUFFIX}"
+
+
+def partner_requests_pattern(prefix: str = PARTNER_TOPIC_PREFIX) -> re.Pattern[str]:
+    """Matches every partner's request topic and captures the partner id."""
+    return re.compile(f"^{re.escape(prefix)}(?P<partner>{PARTNER_ID_REGEX}){re.escape(PARTNER_REQUESTS_SUFFIX)}$")
+
+
+def partner_topic(partner_id: str, *, requests: bool, prefix: str = PARTNER_TOPIC_PREFIX) -> Topic:
+    """A partner's request or outcome topic, configured like the shared topic it feeds or copies."""
+    if requests:
+        return Topic(
+            name=partner_requests_topic(partner_id, prefix),
+            key=ENROLLMENT_REQUESTS.key,
+            partitions=3,
+            config=dict(ENROLLMENT_REQUESTS.config),
+            producers=(f"partner {partner_id}",),
+            consumers=("registration (forwards to the intake topic)",),
+            events=ENROLLMENT_REQUESTS.events,
+            description=f"Partner {partner_id}'s requests; only it may write here.",
+            personal_data=True,
+        )
+    return Topic(
+        name=partner_outcomes_topic(partner_id, prefix),
+        key=ENROLLMENT_OUTCOMES.key,
+        partitions=3,
+        # 30 days: long enough for a partner system that was down to catch up.
+        config={"cleanup.policy": "delete", "retention.ms": str(30 * DAY_MS)},
+        producers=("registration",),
+        consumers=(f"partner {partner_id}",),
+        events=ENROLLMENT_OUTCOMES.events,
+        description=f"Copies of the outcomes of partner {partner_id}'s requests, for it alone.",
+    )
 
 
 def by_name(name: str) -> Topic:

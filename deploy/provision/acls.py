@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import IntEnum
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from shared.topics import ENROLLMENT_OUTCOMES, ENROLLMENT_REQUESTS, Topic
+from shared.topics import ENROLLMENT_OUTCOMES, Topic, partner_topic
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -113,7 +113,7 @@ class PartnerRules(BaseModel):
 
     ids: tuple[str, ...]
     principal: str = "partner.{id}"
-    intake_topic: str = ENROLLMENT_REQUESTS.name
+    intake_topic: str = "lindungi.partner.{id}.requests.v1"
     outcome_topic: str = "lindungi.partner.{id}.outcomes.v1"
     group_prefix: str = "partner.{id}."
     outcome_topic_partitions: int = Field(default=3, ge=1)
@@ -131,6 +131,9 @@ class PartnerRules(BaseModel):
 
     def principal_of(self, partner_id: str) -> str:
         return self.principal.format(id=partner_id)
+
+    def intake_topic_of(self, partner_id: str) -> str:
+        return self.intake_topic.format(id=partner_id)
 
     def outcome_topic_of(self, partner_id: str) -> str:
         return self.outcome_topic.format(id=partner_id)
@@ -154,8 +157,13 @@ class AclFile(BaseModel):
             return cls.model_validate(tomllib.load(f))
 
     def partner_topics(self) -> list[Topic]:
-        """One outcome topic per partner, created by this job (the broker does not auto-create topics)."""
-        return [
+        """Each partner's request and outcome topics, created by this job (the broker does not auto-create
+        topics). The request topic is configured as registration's own partner topics are (shared/topics.py)."""
+        intake = [
+            replace(partner_topic(partner_id, requests=True), name=self.partners.intake_topic_of(partner_id))
+            for partner_id in self.partners.ids
+        ]
+        return intake + [
             Topic(
                 name=self.partners.outcome_topic_of(partner_id),
                 key=ENROLLMENT_OUTCOMES.key,
@@ -192,7 +200,13 @@ class AclFile(BaseModel):
         for partner_id in rules.ids:
             principal = f"User:{rules.principal_of(partner_id)}"
             acls |= {
-                AclBinding(principal, ResourceType.TOPIC, PatternType.LITERAL, rules.intake_topic, Operation.WRITE),
+                AclBinding(
+                    principal,
+                    ResourceType.TOPIC,
+                    PatternType.LITERAL,
+                    rules.intake_topic_of(partner_id),
+                    Operation.WRITE,
+                ),
                 AclBinding(
                     principal,
                     ResourceType.TOPIC,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any, Self
 
-from aiokafka.helpers import create_ssl_context
 from pydantic import model_validator
 
 from shared.settings import KafkaSettings
@@ -23,7 +22,4 @@ class ProvisionSettings(KafkaSettings):
 
     def client_options(self) -> dict[str, Any]:
         """aiokafka client keyword arguments for the security settings; empty for plain text."""
-        options = self.kafka_client_options()
-        if self.kafka_security_protocol == "SASL_SSL":
-            options["ssl_context"] = create_ssl_context()  # the system's certificate authorities
-        return options
+        return self.kafka_client_options()

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry, Counter
 from pymongo import AsyncMongoClient
 
+from services.registration.channels import PartnerChannels
 from services.registration.domain.participation import Partner
 from services.registration.handlers import Intake
 from services.registration.http import PartnersApi
@@ -28,6 +29,7 @@ from shared.events import DeadLetterRecorded, Outcome
 from shared.messaging import DeadLetters, ensure_topics, publish_all
 from shared.regions import load_regions
 from shared.runtime import Probe, asgi_app, new_broker
+from shared.topics import partner_requests_pattern, partner_topic
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
     from faststream.asgi import AsgiFastStream
     from faststream.kafka import KafkaBroker
 
+    from shared.consumer import Records
     from shared.regions import Regions
 
 
@@ -45,6 +48,31 @@ class Running:
     mongo: AsyncMongoClient[Document]
     store: MongoRegistrationStore
     intake: Intake
+    channels: PartnerChannels
+    partners: ProvisionedPartners
+
+
+@dataclass(frozen=True)
+class ProvisionedPartners:
+    """The partner directory, creating each partner's own two topics when it is saved (unless topics are
+    provisioned by the deployment, `create_topics=false`)."""
+
+    store: MongoRegistrationStore
+    settings: RegistrationSettings
+
+    async def load_partners(self) -> dict[str, Partner]:
+        return await self.store.load_partners()
+
+    async def upsert_partner(self, partner: Partner) -> None:
+        await self.store.upsert_partner(partner)
+        await self.create_topics([partner.partner_id])
+
+    async def create_topics(self, partner_ids: list[str]) -> None:
+        if not self.settings.create_topics or not partner_ids:
+            return
+        prefix = self.settings.partner_topic_prefix
+        wanted = [partner_topic(p, requests=r, prefix=prefix) for p in partner_ids for r in (True, False)]
+        await ensure_topics(self.settings.kafka_bootstrap_servers, wanted, **self.settings.kafka_client_options())
 
 
 @asynccontextmanager
@@ -62,6 +90,8 @@ async def start(
         if settings.partners_seed_file is not None:
             for item in json.loads(settings.partners_seed_file.read_text()):
                 await store.upsert_partner(Partner.model_validate(item))
+        partners = ProvisionedPartners(store, settings)
+        await partners.create_topics(sorted(await store.load_partners()))
         registration = Registration(
             request_log=store,
             participations=store,
@@ -71,24 +101,49 @@ async def start(
             nik_secret=settings.nik_hash_secret.get_secret_value().encode(),
             outcomes_topic=settings.outcomes_topic,
             partner_outcome_topics=settings.partner_outcome_topics,
+            partner_topic_prefix=settings.partner_topic_prefix,
         )
         dead_letters = DeadLetters("registration", settings.dead_letters_topic, sealer)
-        yield Running(mongo, store, Intake(registration, dead_letters, settings.max_message_bytes))
+        intake = Intake(registration, dead_letters, settings.max_message_bytes)
+        channels = PartnerChannels(
+            settings.requests_topic,
+            partner_requests_pattern(settings.partner_topic_prefix),
+            functools.partial(publish_all, broker),
+        )
+        yield Running(mongo, store, intake, channels, partners)
     finally:
         await mongo.close()
 
 
 def subscribe(
-    broker: KafkaBroker, settings: RegistrationSettings, intake: Callable[[], Intake], failures: Counter
+    broker: KafkaBroker, settings: RegistrationSettings, running: Callable[[], Running], failures: Counter
 ) -> None:
-    """The intake subscriber, and what registration publishes (declared for the AsyncAPI document)."""
+    """The intake and partner-channel subscribers, and what registration publishes (declared for the AsyncAPI
+    document)."""
+
+    # Asked for at each batch: the lifespan creates what the handlers need after the subscribers exist.
+    async def intake(records: Records) -> None:
+        await running().intake.handle(records)
+
+    async def forward(records: Records) -> None:
+        await running().channels.handle(records)
+
     batch_subscriber(
         broker,
         Batches.of(settings, settings.requests_topic),
-        lambda records: intake().handle(records),
+        intake,
         failures=failures,
         title="enrollment requests",
         description="Partners' enroll / update / terminate / reactivate requests; one outcome each.",
+    )
+    channels = partner_requests_pattern(settings.partner_topic_prefix)
+    batch_subscriber(
+        broker,
+        Batches.of(settings, channels.pattern, group_id=f"{settings.group_id}-channels", pattern=channels.pattern),
+        forward,
+        failures=failures,
+        title="partners' own request topics",
+        description="Each partner's requests, forwarded to the intake topic with the partner its topic proves.",
     )
     # Keyed records, published directly rather than through these publishers.
     broker.publisher(settings.outcomes_topic, title="enrollment outcomes", schema=Outcome)
@@ -105,6 +160,7 @@ def create_app(settings: RegistrationSettings | None = None) -> AsgiFastStream:
         security=settings.kafka_security(),
         enable_idempotence=True,  # no reordering or duplicates from producer retries
         linger_ms=5,
+        metadata_max_age_ms=settings.partner_topics_refresh_ms,
     )
     regions = load_regions()
     sealer = Sealer(settings.seal_key.get_secret_value())
@@ -116,7 +172,7 @@ def create_app(settings: RegistrationSettings | None = None) -> AsgiFastStream:
         return running
 
     failures = Counter("registration_batch_failures", "batches that failed and were rewound", registry=registry)
-    subscribe(broker, settings, lambda: started().intake, failures)
+    subscribe(broker, settings, started, failures)
     probe = Probe(broker, lambda: running.mongo if running else None)
 
     @asynccontextmanager
@@ -136,6 +192,6 @@ def create_app(settings: RegistrationSettings | None = None) -> AsgiFastStream:
         registry,
         title="Lindungi registration",
         description="Validates partners' enrollment requests, keeps participants, publishes one outcome each.",
-        routes=PartnersApi(lambda: running.store if running else None, regions, admin_token).routes(),
+        routes=PartnersApi(lambda: running.partners if running else None, regions, admin_token).routes(),
         lifespan=lifespan,
     )

@@ -4,6 +4,12 @@ Each record is read on its own, so that one bad record cannot fail its batch. A 
 domain. A record readable enough to name its partner and request id, but not a valid request (a wrong field,
 an unknown type, an unsupported schema version), is answered with a rejection the partner can act on. Anything
 else (too large, not JSON, no partner or request id) is dead-lettered with its bytes sealed.
+
+Who sent a request: the partner its channel proves (the `lindungi-partner` header that registration stamps when
+it forwards a record from the partner's own topic, `channels.py`), and only without that header (a trusted
+producer writing the intake topic directly, which the broker's ACLs allow no partner) the payload's `source`.
+A payload claiming another partner than its channel is rejected with `PARTNER_SOURCE_MISMATCH`, answered to
+the channel's partner, and logged as a security event; it is never decided.
 """
 
 from __future__ import annotations
@@ -18,8 +24,10 @@ from services.registration.domain.decisions import schema_rejection
 from services.registration.domain.participation import Decision, partner_id_of
 from services.registration.service import Batch
 from shared.events import DeadLetterRecorded, RequestAction, partner_request_adapter
+from shared.logging import get_logger
 from shared.messaging import describe
 from shared.reasons import ReasonCode
+from shared.topics import CHANNEL_HEADER
 
 if TYPE_CHECKING:
     from aiokafka import ConsumerRecord
@@ -28,6 +36,8 @@ if TYPE_CHECKING:
     from services.registration.service import Registration
     from shared.consumer import Records
     from shared.messaging import DeadLetters
+
+log = get_logger("registration.intake")
 
 KNOWN_TYPES = {
     "id.lindungi.enrollment.requested": RequestAction.ENROLL,
@@ -66,13 +76,42 @@ class Intake:
         value = record.value or b""
         if len(value) > self.max_message_bytes:
             return self.dead_letters.letter(record, "MessageTooLarge", f"{len(value)} bytes > {self.max_message_bytes}")
+        channel = channel_of(record)
         try:
-            return partner_request_adapter.validate_json(value)
+            event = partner_request_adapter.validate_json(value)
         except ValidationError as error:
-            return self._salvage(record, value, describe(error, 1000), ctx)
+            return self._salvage(record, value, describe(error, 1000), ctx, channel)
+        claimed = partner_id_of(event.source)
+        if channel is None or claimed == channel:
+            return event
+        # The one attack that matters most: acting with another partner's regions, segments and funding.
+        log.warning(
+            "security: a partner's request claims another partner; rejected",
+            channel_partner=channel,
+            claimed_partner=claimed[:128],
+            request_id=event.data.request_id,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+        )
+        return schema_rejection(
+            event_id=event.id,
+            partner_id=channel,
+            request_id=event.data.request_id,
+            code=ReasonCode.PARTNER_SOURCE_MISMATCH,
+            subject=claimed[:128],
+            ctx=ctx,
+            action=event.data.action,
+            field="source",
+        )
 
     def _salvage(
-        self, record: ConsumerRecord[bytes, bytes], value: bytes, problems: str, ctx: Context
+        self,
+        record: ConsumerRecord[bytes, bytes],
+        value: bytes,
+        problems: str,
+        ctx: Context,
+        channel: str | None,
     ) -> Decision | DeadLetterRecorded:
         """Answer a partner when the envelope names it and its request; otherwise dead-letter the bytes."""
         try:
@@ -97,7 +136,7 @@ class Intake:
         )
         return schema_rejection(
             event_id=event_id,
-            partner_id=partner_id_of(source)[:128],
+            partner_id=channel or partner_id_of(source)[:128],
             request_id=request_id[:128],
             code=code,
             subject=subject,
@@ -105,3 +144,11 @@ class Intake:
             ctx=ctx,
             action=KNOWN_TYPES.get(event_type) if isinstance(event_type, str) else None,
         )
+
+
+def channel_of(record: ConsumerRecord[bytes, bytes]) -> str | None:
+    """The partner the record's channel proves, if it came through a partner's own topic."""
+    for key, value in record.headers or ():
+        if key == CHANNEL_HEADER:
+            return bytes(value).decode("utf-8", "replace")
+    return None

@@ -35,6 +35,7 @@ from services.registration.domain.participation import (
     request_key,
 )
 from shared.messaging import Keyed, ce_headers
+from shared.topics import PARTNER_TOPIC_PREFIX, partner_outcomes_topic
 
 if TYPE_CHECKING:
     from shared.regions import Regions
@@ -184,7 +185,12 @@ def newer(
 
 
 def outcome_records(
-    decisions: Iterable[Decision], known_partners: frozenset[str], outcomes_topic: str, *, per_partner: bool
+    decisions: Iterable[Decision],
+    known_partners: frozenset[str],
+    outcomes_topic: str,
+    *,
+    per_partner: bool,
+    prefix: str = PARTNER_TOPIC_PREFIX,
 ) -> list[Keyed]:
     """Each outcome on the shared topic, and with `per_partner` a copy on the submitting partner's topic."""
     records: list[Keyed] = []
@@ -194,7 +200,7 @@ def outcome_records(
         # Only registered partners have an outcome topic (created with their ACLs); an unknown source is
         # answered on the shared topic alone rather than stalling on a topic that does not exist.
         if per_partner and decision.partner_id in known_partners:
-            topic = f"lindungi.partner.{decision.partner_id}.outcomes.v1"
+            topic = partner_outcomes_topic(decision.partner_id, prefix)
             records.append(Keyed(topic, decision.outcome_key, value, headers))
     return records
 
@@ -211,6 +217,7 @@ class Registration:
     nik_secret: bytes
     outcomes_topic: str
     partner_outcome_topics: bool = False
+    partner_topic_prefix: str = PARTNER_TOPIC_PREFIX
 
     def context(self) -> Context:
         now = datetime.now(UTC)
@@ -221,7 +228,11 @@ class Registration:
         recorded = await self.decide_and_record(schedule(batch.requests, batch.answered, ctx.nik_secret), ctx)
         decisions = [answer.decision for answer in recorded.answers]
         outcomes = outcome_records(
-            decisions, recorded.known_partners, self.outcomes_topic, per_partner=self.partner_outcome_topics
+            decisions,
+            recorded.known_partners,
+            self.outcomes_topic,
+            per_partner=self.partner_outcome_topics,
+            prefix=self.partner_topic_prefix,
         )
         # Once the request log holds the decisions, the participant writes and the publishing replay it and
         # need not wait for each other: after a failure of either the batch is retried, the log answers it

@@ -26,6 +26,15 @@ class RegistrationSettings(ServiceSettings):
         default=False,
         description="also publish each outcome to lindungi.partner.<id>.outcomes.v1 (production ACL profile)",
     )
+    partner_topic_prefix: str = Field(
+        default=topics.PARTNER_TOPIC_PREFIX,
+        description="partners' own topics are <prefix><id>.requests.v1 and <prefix><id>.outcomes.v1",
+    )
+    partner_topics_refresh_ms: int = Field(
+        default=5000,
+        ge=100,
+        description="how often the broker's topic list is read again: a new partner's topic is joined this soon",
+    )
     partners_seed_file: Path | None = Field(default=None, description="JSON list of partners upserted at start")
     batch_max_records: int = Field(
         default=2000,

@@ -44,8 +44,7 @@ class RegionAggregate(Frozen):
     reactivations: dict[str, Figure]
     migrations: dict[str, Figure] = Field(
         default_factory=dict,
-        description="existing participations moved from another system (not new enrollments): today, this_month, "
-        "total",
+        description="existing participations moved from another system (not new enrollments): today, this_month, total",
     )
     by_segment: dict[str, Figure] = Field(description="active participants")
     by_category: dict[str, Figure]

@@ -43,7 +43,8 @@ def cli_env(tmp_path: Path, service_env: dict[str, str], unique: str) -> Iterato
         "REGISTRATION_GROUP_ID": f"cli-{unique}",
         "REGISTRATION_MONGODB_DATABASE": f"cli_{unique}",
         "REGISTRATION_PARTNERS_SEED_FILE": str(seed),
-        "LINDUNGI_REQUESTS_TOPIC": topics["REGISTRATION_REQUESTS_TOPIC"],
+        # The CLI publishes on the partner's own topic, which registration forwards to its intake topic.
+        "LINDUNGI_PARTNER_TOPIC_PREFIX": f"cli.partner.{unique}.",
         "LINDUNGI_OUTCOMES_TOPIC": topics["REGISTRATION_OUTCOMES_TOPIC"],
         "LINDUNGI_DEAD_LETTERS_TOPIC": topics["REGISTRATION_DEAD_LETTERS_TOPIC"],
     }
@@ -90,7 +91,7 @@ def test_publish_a_generated_file_and_get_a_correct_results_file(cli_env: dict[s
 
 def assert_the_amounts_are_the_outcome_events(env: dict[str, str], results: list[dict[str, str]]) -> None:
     """Every accepted row carries its outcome event's contribution; a rejected row carries none."""
-    assert tuple(results[0])[-len(CONTRIBUTION_COLUMNS) :] == CONTRIBUTION_COLUMNS
+    assert tuple(results[0])[6 : 6 + len(CONTRIBUTION_COLUMNS)] == CONTRIBUTION_COLUMNS
     answers = len({row["request_id"] for row in results})  # one outcome per request, re-sent ones included
     records = asyncio.run(
         consume_until(

@@ -353,6 +353,7 @@ def schema_rejection(  # noqa: PLR0913 - the facts salvaged from an unreadable r
     ctx: Context,
     limit: str | None = None,
     action: RequestAction | None = None,
+    field: str | None = None,
 ) -> Decision:
     """A request that is readable enough to answer (partner and request id known) but not valid."""
     outcome = RequestRejected(
@@ -364,7 +365,7 @@ def schema_rejection(  # noqa: PLR0913 - the facts salvaged from an unreadable r
             partner_id=partner_id,
             request_event_id=event_id,
             action=action,
-            reasons=[Violation(code, None, subject, limit).to_rejection()],
+            reasons=[Violation(code, field, subject, limit).to_rejection()],
         ),
     )
     return Decision(request_key(partner_id, request_id), outcome, partner_id, partner_id)

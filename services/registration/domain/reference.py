@@ -138,6 +138,10 @@ def rule_references(limits: Limits = DEFAULT_LIMITS, rates: RateTable | None = N
         R.PARTNER_MIGRATION_NOT_ALLOWED: ref(
             "`migrated_from` only from a partner with the `migration` right", "docs/operations.md (partner registry)"
         ),
+        R.PARTNER_SOURCE_MISMATCH: ref(
+            "`source` names the partner whose topic the request arrived on",
+            "docs/security.md (one intake topic per partner, WRITE for that partner's principal only)",
+        ),
         R.SCHEMA_INVALID: ref("the request schema", _CONTRACT_BASIS),
         R.SCHEMA_VERSION_UNSUPPORTED: ref("schemaversion 1", _CONTRACT_BASIS),
         R.EVENT_TYPE_UNKNOWN: ref("a request type of the contract", _CONTRACT_BASIS),

@@ -22,6 +22,7 @@ from services.registration.domain.nik import format_nik
 from shared import events as ev
 from shared.messaging import encode
 from shared.privacy import NIK_PATTERN, mask_nik
+from shared.topics import CHANNEL_HEADER, partner_requests_topic
 from tests.support import ServiceProcess, consume_until, publish, publish_events, registration_env
 
 pytestmark = pytest.mark.integration
@@ -55,6 +56,7 @@ class Running:
     outcomes_topic: str
     dead_letters_topic: str
     database: str
+    partner_prefix: str
 
 
 def start_registration(tmp_path: Path, service_env: dict[str, str], kafka_bootstrap: str, unique: str) -> Running:
@@ -67,6 +69,8 @@ def start_registration(tmp_path: Path, service_env: dict[str, str], kafka_bootst
                 **registration_env(service_env, unique, seed),
                 "REGISTRATION_BATCH_MAX_RECORDS": "200",
                 "REGISTRATION_MAX_MESSAGE_BYTES": "65536",
+                "REGISTRATION_PARTNER_TOPIC_PREFIX": f"partner-{unique}.",
+                "REGISTRATION_PARTNER_TOPICS_REFRESH_MS": "500",
             },
             tmp_path / "registration.log",
         ),
@@ -75,6 +79,7 @@ def start_registration(tmp_path: Path, service_env: dict[str, str], kafka_bootst
         outcomes_topic=f"outcomes.{unique}",
         dead_letters_topic=f"deadletters.{unique}",
         database=f"registration_{unique}",
+        partner_prefix=f"partner-{unique}.",
     )
     running.service.start()
     return running
@@ -306,6 +311,46 @@ async def test_a_migration_keeps_its_start_and_prices_its_past_months(
     assert stored is not None
     snapshot = json.loads(stored["state"])["snapshot"]
     assert (snapshot["coverage_start"], snapshot["migrated_from"]) == (start.isoformat(), "SIPP 2019")
+
+
+async def test_a_partner_channel_proves_who_sent_a_request(
+    registration: Running, mongodb_url: str, unique: str
+) -> None:
+    own, spoofed, forged = nik(), nik(), nik()
+    topic = partner_requests_topic("bogor-hr", registration.partner_prefix)
+    await publish_events(
+        registration.bootstrap,
+        topic,
+        [
+            (own, bpu_vulnerable(f"{unique}-own", own)),
+            # Through bogor-hr's own topic, claiming to be jabar-dinsos (whose regions and funding are wider).
+            (spoofed, bpu_vulnerable(f"{unique}-spoofed", spoofed, partner="jabar-dinsos", region_code="32.01")),
+        ],
+    )
+    # A forged channel header is replaced by the one the topic proves.
+    value, headers = encode(bpu_vulnerable(f"{unique}-forged", forged, partner="jabar-dinsos"))
+    await publish(
+        registration.bootstrap, topic, [(forged.encode(), value, {**headers, CHANNEL_HEADER: "jabar-dinsos"})]
+    )
+    expected = {f"{unique}-own", f"{unique}-spoofed", f"{unique}-forged"}
+    got = outcomes_by_request(await consume_until(registration.bootstrap, registration.outcomes_topic, have(expected)))
+
+    assert isinstance(got[f"{unique}-own"][0], ev.ParticipantRegistered)
+    assert got[f"{unique}-own"][0].data.partner_id == "bogor-hr"
+    for request_id in (f"{unique}-spoofed", f"{unique}-forged"):
+        rejected = got[request_id][0]
+        assert reasons(rejected) == {"PARTNER_SOURCE_MISMATCH"}
+        assert rejected.data.partner_id == "bogor-hr"  # answered to the partner the channel proves
+        assert rejected.data.reasons[0].subject == "jabar-dinsos"
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb_url)
+    try:
+        participants = client[registration.database]["participants"]
+        assert await participants.count_documents({"region_code": "32.01"}) == 0  # nothing applied
+    finally:
+        await client.close()
+    log = registration.service.log_path.read_text()
+    assert "a partner's request claims another partner" in log
+    assert spoofed not in log
 
 
 def _raw(body: dict[str, Any]) -> tuple[bytes, bytes, dict[str, str]]:

@@ -86,7 +86,8 @@ def test_a_partner_may_only_submit_and_read_its_own_outcomes(
     assert rules.ids, "the example partners"
     for partner in rules.ids:
         assert of(bindings, f"User:{rules.principal_of(partner)}") == {
-            (ResourceType.TOPIC, PatternType.LITERAL, ENROLLMENT_REQUESTS.name, Operation.WRITE),
+            # Its own request topic, never the shared intake topic: the topic proves who sent a request.
+            (ResourceType.TOPIC, PatternType.LITERAL, f"lindungi.partner.{partner}.requests.v1", Operation.WRITE),
             (
                 ResourceType.TOPIC,
                 PatternType.LITERAL,
@@ -146,9 +147,21 @@ def test_a_partner_id_that_could_confuse_the_prefixes_is_refused() -> None:
             PartnerRules(ids=(bad,))
 
 
-def test_each_partner_gets_an_outcome_topic(acl_file: AclFile) -> None:
+def test_no_partner_may_write_the_intake_topic_or_another_partners(
+    acl_file: AclFile, bindings: frozenset[AclBinding]
+) -> None:
+    rules = acl_file.partners
+    for partner in rules.ids:
+        principal = f"User:{rules.principal_of(partner)}"
+        assert not allowed(bindings, principal, Operation.WRITE, ResourceType.TOPIC, ENROLLMENT_REQUESTS.name)
+        for other in (p for p in rules.ids if p != partner):
+            assert not allowed(bindings, principal, Operation.WRITE, ResourceType.TOPIC, rules.intake_topic_of(other))
+
+
+def test_each_partner_gets_a_request_and_an_outcome_topic(acl_file: AclFile) -> None:
     topics = {t.name: t for t in acl_file.partner_topics()}
-    assert set(topics) == {f"lindungi.partner.{p}.outcomes.v1" for p in acl_file.partners.ids}
+    ids = acl_file.partners.ids
+    assert set(topics) == {f"lindungi.partner.{p}.{kind}.v1" for p in ids for kind in ("requests", "outcomes")}
     for topic in topics.values():
         assert topic.config["cleanup.policy"] == "delete"
         assert int(topic.config["retention.ms"]) > 0, "bounded: partners catch up, they do not archive"
@@ -169,7 +182,8 @@ def test_each_service_reads_and_writes_exactly_its_catalogue_topics(bindings: fr
             if service in t.producers
         }
         if service == "registration":
-            # Copies of outcomes to the partners' own topics.
+            # The partners' request topics, read by pattern; copies of outcomes to their outcome topics.
+            expected.add((ResourceType.TOPIC, PatternType.PREFIXED, "lindungi.partner.", Operation.READ))
             expected.add((ResourceType.TOPIC, PatternType.PREFIXED, "lindungi.partner.", Operation.WRITE))
         topics = {acl for acl in of(bindings, f"User:{service}") if acl[0] is ResourceType.TOPIC}
         assert topics == expected, service

@@ -46,7 +46,7 @@ def test_the_plan_lists_every_topic_and_acl(capsys: pytest.CaptureFixture[str]) 
     for topic in CATALOGUE:
         assert f"{topic.name}  partitions={topic.partitions}" in out
     assert "lindungi.partner.pemkot-bogor.outcomes.v1" in out
-    assert "User:partner.pemkot-bogor may WRITE topic lindungi.enrollment.requests.v1" in out
+    assert "User:partner.pemkot-bogor may WRITE topic lindungi.partner.pemkot-bogor.requests.v1" in out
     assert out.count(" may ") == len(AclFile.load(ACLS).bindings())
 
 
