@@ -23,6 +23,7 @@ $(UV):
 
 install: .venv/.synced ## virtualenv from uv.lock, Kafka jars and FerretDB (cached per machine)
 	$(STACK) install
+	deploy/kubernetes/tools install
 
 # The dashboard (services/reporting/dashboard): its charting library from the npm lockfile (the vendored copy is
 # committed; `npm ci` lets a test prove it is the lockfile's) and Debian's chromium for its browser tests.
@@ -62,6 +63,10 @@ lint: .venv/.synced ## ruff and mypy
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy
+
+.PHONY: kubernetes-check
+kubernetes-check: .venv/.synced ## the Kubernetes chart: catalogue current, rendered, every object validated offline
+	deploy/kubernetes/tools check
 
 format: .venv/.synced
 	.venv/bin/ruff check --fix .
