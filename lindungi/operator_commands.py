@@ -139,12 +139,17 @@ def dlq_replay(
     letter_id: Annotated[str, typer.Argument(help="the id shown by `lindungi dlq list`, or `all`")],
 ) -> None:
     """Publish a dead letter's original bytes to its source topic again (after the cause was fixed)."""
-    from shared.crypto import Sealer  # noqa: PLC0415
+    from cryptography.exceptions import InvalidTag  # noqa: PLC0415
+    from pydantic import ValidationError  # noqa: PLC0415
+
+    from shared.settings import SealKeys  # noqa: PLC0415
 
     config = settings()
-    if config.seal_key is None:
-        raise fail("LINDUNGI_SEAL_KEY is needed to open dead letters")
-    sealer = Sealer(config.seal_key.get_secret_value())
+    try:
+        # LINDUNGI_SEAL_KEY, and during a rotation LINDUNGI_SEAL_KEYS_PREVIOUS: letters sealed before it open too.
+        sealer = SealKeys().sealer()
+    except ValidationError as error:
+        raise fail("LINDUNGI_SEAL_KEY is needed to open dead letters") from error
     letters = asyncio.run(_dead_letters(config.kafka_bootstrap_servers))
     chosen = [x for x in letters if letter_id in {"all", x.id}]
     if not chosen:
@@ -156,8 +161,12 @@ def dlq_replay(
         try:
             for letter in chosen:
                 d = letter.data
-                key = sealer.open(d.key_sealed) if d.key_sealed else None
-                await producer.send_and_wait(d.source_topic, sealer.open(d.value_sealed), key=key)
+                try:
+                    key = sealer.open(d.key_sealed) if d.key_sealed else None
+                    value = sealer.open(d.value_sealed)
+                except (InvalidTag, ValueError) as error:  # sealed with a key no longer configured
+                    raise fail(f"{letter.id}: {error or 'no configured seal key opens it'}") from error
+                await producer.send_and_wait(d.source_topic, value, key=key)
         finally:
             await producer.stop()
 

@@ -19,6 +19,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from shared.crypto import Sealer, parse_keys
 from shared.topics import DEAD_LETTERS
 
 COMMON_PREFIX = "LINDUNGI_"
@@ -86,7 +87,26 @@ class KafkaSettings(BaseSettings):
         return kinds[self.kafka_sasl_mechanism](username, password, use_ssl=use_ssl, ssl_context=context)
 
 
-class ServiceSettings(KafkaSettings):
+class SealKeys(BaseSettings):
+    """The AES keys that seal NIKs at rest, dead letters and webhook secrets (`shared.crypto`): one seals,
+    every one opens. A service reads them with its settings; an operator's command on their own."""
+
+    model_config = SettingsConfigDict(env_prefix=COMMON_PREFIX, extra="ignore", frozen=True)
+
+    seal_key: SecretStr = Field(description="base64 of a 32-byte AES key: seals, and opens")
+    seal_keys_previous: SecretStr | None = Field(
+        default=None,
+        description="comma-separated keys that only open: the old key while a rotation runs (docs/operations.md)",
+    )
+
+    def sealer(self) -> Sealer:
+        return Sealer(
+            self.seal_key.get_secret_value(),
+            parse_keys(self.seal_keys_previous.get_secret_value() if self.seal_keys_previous else None),
+        )
+
+
+class ServiceSettings(KafkaSettings, SealKeys):
     """A service: its store, its HTTP port, its consumer group, and the secrets every service shares."""
 
     mongodb_url: str = "mongodb://127.0.0.1:27017/"
@@ -100,6 +120,3 @@ class ServiceSettings(KafkaSettings):
     batch_timeout_ms: int = Field(default=100, ge=1, description="how long a batch waits to fill")
     max_message_bytes: int = Field(default=1_048_576, ge=1024, description="larger records are dead-lettered")
     nik_hash_secret: SecretStr = Field(description="HMAC key for NIK hashes; identical in every service")
-    seal_key: SecretStr = Field(
-        description="base64 of a 32-byte AES key sealing dead letters (and, in registration, NIKs at rest)"
-    )

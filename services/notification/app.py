@@ -153,7 +153,7 @@ def create_app(settings: NotificationSettings | None = None) -> AsgiFastStream:
     registry = CollectorRegistry()
     broker = new_broker(settings.kafka_bootstrap_servers, SERVICE, registry, security=settings.kafka_security())
     metrics = Metrics.register(registry)
-    sealer = Sealer(settings.seal_key.get_secret_value())
+    sealer = settings.sealer()  # the current seal key, and during a rotation the previous ones
     running: Running | None = None
 
     def started() -> Running:

@@ -7,8 +7,9 @@ Every webhook and SMS-gateway request carries
     Idempotency-Key: <delivery id>                     (the same on every retry of one notification)
 
 A receiver recomputes the HMAC with its own secret over the raw body it received, compares in constant time,
-and rejects a timestamp too far from its clock (a replayed old request). `verify` below is the reference a
-receiver can copy; docs/notification.md shows it in use.
+and rejects a timestamp too far from its clock (a replayed old request). `verify` below is the reference;
+receivers copy docs/examples/webhook-verify/ (Python, Node.js), shown in docs/notification.md and tested
+against this module's `sign` (tests/unit/notification/test_webhook_verifiers.py).
 """
 
 from __future__ import annotations

@@ -163,7 +163,7 @@ def create_app(settings: RegistrationSettings | None = None) -> AsgiFastStream:
         metadata_max_age_ms=settings.partner_topics_refresh_ms,
     )
     regions = load_regions()
-    sealer = Sealer(settings.seal_key.get_secret_value())
+    sealer = settings.sealer()  # the current seal key, and during a rotation the previous ones
     running: Running | None = None
 
     def started() -> Running:

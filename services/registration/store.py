@@ -9,6 +9,11 @@ replayed and the very same outcome events (same ids) are published again. No mul
 needed, which FerretDB and a standalone MongoDB do not have. A partition normally has one consumer at a
 time, so a participation's changes are applied in order; during a rebalance two may briefly overlap, and
 then the log's first writer wins and a participation's version only moves forward (`_set_if_newer`).
+
+NIKs are sealed (AES-GCM, `shared.crypto`) bound to their participant id, in the participants and in the log's
+participant states. A write seals with the current key and re-seals a carried-over value sealed with an older
+one, so that during a key rotation the service itself never writes an old key's value back; `sealed_fields`
+tells the re-seal walk (reseal.py) where the rest are.
 """
 
 from __future__ import annotations
@@ -20,13 +25,18 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from pymongo import ASCENDING, AsyncMongoClient
+import structlog
+from cryptography.exceptions import InvalidTag
+from pymongo import ASCENDING, AsyncMongoClient, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from services.registration.domain.participation import Decision, HistoryEntry, ParticipantRecord, Partner
 from shared.crypto import Sealer
 from shared.events import Participant, ParticipantStatus, RequestAction, outcome_adapter
+from shared.resealing import SealedField, SealedValue
+
+log = structlog.get_logger("registration")
 
 DUPLICATE_KEY = 11000
 
@@ -207,6 +217,9 @@ class MongoRegistrationStore:
                 # A replay from the log must still be able to keep the NIK (sealed) with the participant.
                 sealed = self._sealer.seal(after.nik.encode(), after.participant_id.encode())
                 state = after.model_copy(update={"nik_sealed": sealed}).model_dump_json(exclude={"nik"})
+            elif after is not None and after.nik_sealed is not None and not self._sealer.is_current(after.nik_sealed):
+                sealed = self._current_seal(after.nik_sealed, after.participant_id)
+                state = after.model_copy(update={"nik_sealed": sealed}).model_dump_json(exclude={"nik"})
             documents.append({**log_entry(decision, state), "recorded_at": now})
         try:
             await self.requests.insert_many(documents, ordered=False)
@@ -272,8 +285,8 @@ class MongoRegistrationStore:
             if after.nik is not None:
                 # The participant id binds the ciphertext to its document.
                 sealed[pid] = self._sealer.seal(after.nik.encode(), pid.encode())
-            elif after.nik_sealed is not None:  # replayed from the request log
-                sealed.setdefault(pid, after.nik_sealed)
+            elif after.nik_sealed is not None:  # carried over from the stored state, or replayed from the log
+                sealed.setdefault(pid, self._current_seal(after.nik_sealed, pid))
         states = []
         for pid, after in latest.items():
             document = participant_document(after)
@@ -300,9 +313,56 @@ class MongoRegistrationStore:
         with contextlib.suppress(DuplicateKeyError):  # there already, as new or newer
             await self.participants.insert_one(document)
 
+    def _current_seal(self, token: str, participant_id: str) -> str:
+        """The sealed NIK as this write should store it: sealed with the current key. During a key rotation a
+        write thereby never puts back a value sealed with the old key (the re-seal walk may have passed the
+        document already). A value no key of the ring opens is kept as it is: failing the batch would stop the
+        intake for one unreadable participant, and `python -m services.registration.reseal` reports it."""
+        try:
+            return self._sealer.resealed(token, participant_id.encode())
+        except (InvalidTag, ValueError):
+            log.warning("a sealed NIK cannot be opened with the configured keys", participant_id=participant_id)
+            return token
+
     async def open_nik(self, participant_id: str) -> str | None:
         """The NIK in clear, for an operator's authorised export only; never logged."""
         doc = await self.participants.find_one({"_id": participant_id}, {"nik_sealed": 1})
         if doc is None or "nik_sealed" not in doc:
             return None
         return self._sealer.open(doc["nik_sealed"], participant_id.encode()).decode()
+
+    # --- secrets rotation (reseal.py, rehash.py) -------------------------------------------------------------
+
+    def sealed_fields(self) -> list[SealedField]:
+        """Where registration keeps sealed NIKs, for the re-seal walk: each participation, and the participant
+        state in each request-log entry (which a replay writes back). Both are bound to the participant id."""
+        return [
+            SealedField("participants", self.participants, ("nik_sealed",), _stored_seal, _stored_reseal),
+            SealedField("request log", self.requests, ("participant",), _logged_seal, _logged_reseal),
+        ]
+
+
+def _stored_seal(document: Document) -> SealedValue | None:
+    token = document.get("nik_sealed")
+    return None if token is None else SealedValue(token, document["_id"].encode())
+
+
+def _stored_reseal(document: Document, token: str) -> UpdateOne:
+    return UpdateOne({"_id": document["_id"], "nik_sealed": document["nik_sealed"]}, {"$set": {"nik_sealed": token}})
+
+
+def _logged_seal(document: Document) -> SealedValue | None:
+    if document.get("participant") is None:
+        return None
+    state = json.loads(document["participant"])
+    token = state.get("nik_sealed")
+    return None if token is None else SealedValue(token, state["participant_id"].encode())
+
+
+def _logged_reseal(document: Document, token: str) -> UpdateOne:
+    state = json.loads(document["participant"])
+    state["nik_sealed"] = token
+    resealed = json.dumps(state, ensure_ascii=False, separators=(",", ":"))
+    return UpdateOne(
+        {"_id": document["_id"], "participant": document["participant"]}, {"$set": {"participant": resealed}}
+    )

@@ -28,7 +28,6 @@ from services.reporting.settings import ReportingSettings
 from services.reporting.store import MongoReportingStore
 from shared import topics
 from shared.consumer import Batches, batch_subscriber
-from shared.crypto import Sealer
 from shared.events import DeadLetterRecorded, RegionAggregateUpdated
 from shared.messaging import DeadLetters, ensure_topics
 from shared.regions import load_regions
@@ -102,7 +101,7 @@ def subscribe(
     the stored cursors, not from Kafka's committed offsets (service.py).
     """
     topic = settings.outcomes_topic
-    sealer = Sealer(settings.seal_key.get_secret_value())
+    sealer = settings.sealer()  # the current seal key, and during a rotation the previous ones
     dead_letters = DeadLetters("reporting", settings.dead_letters_topic, sealer)
     intake = OutcomeHandler(topic, settings.max_message_bytes, reporting, broker, dead_letters)
 
