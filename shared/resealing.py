@@ -138,10 +138,13 @@ async def _write(field: SealedField, updates: list[UpdateOne], progress: ResealP
 
 
 def verdict(progress: Sequence[ResealProgress]) -> tuple[int, str]:
-    """A re-seal command's exit code and last line: 0 finished (the old key is no longer needed for these
-    values), 1 not finished (run again), 2 values no configured key opens."""
+    """A re-seal command's exit code and report (a line per collection, then the verdict): 0 finished (the old
+    key is no longer needed for these values), 1 not finished (run again), 2 values no configured key opens."""
+    lines = [p.describe() for p in progress]
     if any(p.unreadable for p in progress):
-        return 2, "values no configured key opens: is a previous key missing from LINDUNGI_SEAL_KEYS_PREVIOUS?"
-    if not all(p.finished for p in progress):
-        return 1, "not finished: values still sealed with another key than the current one; run again"
-    return 0, "finished: every value is sealed with the current key"
+        code, last = 2, "values no configured key opens: is a previous key missing from LINDUNGI_SEAL_KEYS_PREVIOUS?"
+    elif not all(p.finished for p in progress):
+        code, last = 1, "not finished: values still sealed with another key than the current one; run again"
+    else:
+        code, last = 0, "finished: every value is sealed with the current key"
+    return code, "\n".join([*lines, last])

@@ -65,10 +65,8 @@ def main(check: Annotated[bool, typer.Option("--check", help="count only; write 
     settings = NotificationSettings()
     configure_logging("notification-reseal", settings.log_level, settings.log_format)
     progress = asyncio.run(reseal_notification(settings, check=check))
-    for found in progress:
-        typer.echo(found.describe())
-    code, line = verdict(progress)
-    typer.echo(line)
+    code, report = verdict(progress)
+    typer.echo(report)
     raise typer.Exit(code)
 
 

@@ -56,10 +56,8 @@ def main(
     sealer = settings.sealer()
     typer.echo(f"database {settings.mongodb_database}; current key {sealer.key_id}; keys {' '.join(sealer.key_ids)}")
     progress = asyncio.run(reseal_registration(settings, check=check, batch_size=batch_size, pause_seconds=pause))
-    for found in progress:
-        typer.echo(found.describe())
-    code, line = verdict(progress)
-    typer.echo(line)
+    code, report = verdict(progress)
+    typer.echo(report)
     raise typer.Exit(code)
 
 
