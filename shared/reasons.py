@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 class Severity(StrEnum):
     REJECTION = "rejection"  # the request is refused
     WARNING = "warning"  # the request goes through; the finding is recorded
+    HOLD = "hold"  # the request waits, neither applied nor refused, for a second principal's verdict
 
 
 class ReasonCode(StrEnum):
@@ -86,6 +87,14 @@ class ReasonCode(StrEnum):
     PARTNER_FUNDING_NOT_ALLOWED = "PARTNER_FUNDING_NOT_ALLOWED"
     PARTNER_MIGRATION_NOT_ALLOWED = "PARTNER_MIGRATION_NOT_ALLOWED"
     PARTNER_SOURCE_MISMATCH = "PARTNER_SOURCE_MISMATCH"
+    PARTNER_BUDGET_NOT_ALLOWED = "PARTNER_BUDGET_NOT_ALLOWED"
+    # The public budget that pays the contributions (APBD, APBDes), and holds over it.
+    BUDGET_EXHAUSTED = "BUDGET_EXHAUSTED"
+    BUDGET_WORKER_CAP_REACHED = "BUDGET_WORKER_CAP_REACHED"
+    ALLOCATION_YEAR_CLOSED = "ALLOCATION_YEAR_CLOSED"
+    HOLD_UNKNOWN = "HOLD_UNKNOWN"
+    HOLD_SELF_DECISION = "HOLD_SELF_DECISION"
+    HOLD_REFUSED = "HOLD_REFUSED"
     # The message on the wire.
     SCHEMA_INVALID = "SCHEMA_INVALID"
     SCHEMA_VERSION_UNSUPPORTED = "SCHEMA_VERSION_UNSUPPORTED"
@@ -480,6 +489,77 @@ REASONS: dict[ReasonCode, ReasonText] = {
                 "`source` names partner {subject}, but the message came through another partner's topic; the "
                 "request is refused and logged."
             ),
+        ),
+    ),
+    _R.PARTNER_BUDGET_NOT_ALLOWED: _text(
+        "region_code",
+        "Mitra tidak berwenang mengelola anggaran wilayah ini.",
+        "The partner may not manage this region's budget.",
+        about=(
+            "Mitra tidak memiliki hak anggaran (`budget`) untuk wilayah {subject}.",
+            "The partner has no budget right for region {subject}.",
+        ),
+    ),
+    _R.BUDGET_EXHAUSTED: _text(
+        "funding_source",
+        "Anggaran iuran wilayah tidak cukup untuk pendaftaran ini; permintaan ditahan menunggu persetujuan.",
+        "The region's contribution budget cannot carry this enrollment; the request is held for approval.",
+        severity=Severity.HOLD,
+        about_within=(
+            (
+                "Anggaran {subject} tidak cukup: pendaftaran ini memerlukan cadangan iuran {limit}; permintaan "
+                "ditahan menunggu persetujuan pejabat kedua."
+            ),
+            (
+                "Budget {subject} cannot carry it: this enrollment needs a reservation of {limit}; the request is "
+                "held for a second official's approval."
+            ),
+        ),
+    ),
+    _R.BUDGET_WORKER_CAP_REACHED: _text(
+        "funding_source",
+        "Kuota jumlah pekerja dalam anggaran wilayah sudah penuh; permintaan ditahan menunggu persetujuan.",
+        "The budget's cap in workers is reached; the request is held for approval.",
+        severity=Severity.HOLD,
+        about_within=(
+            "Kuota pekerja anggaran {subject} sudah penuh ({limit} pekerja); permintaan ditahan menunggu persetujuan.",
+            "Budget {subject} has reached its cap of {limit} workers; the request is held for approval.",
+        ),
+    ),
+    _R.ALLOCATION_YEAR_CLOSED: _text(
+        "fiscal_year",
+        "Tahun anggaran sudah berakhir; alokasinya tidak dapat diubah lagi.",
+        "The fiscal year has ended; its allocation can no longer change.",
+        about_within=(
+            "Tahun anggaran {subject} sudah berakhir; alokasi hanya untuk tahun {limit} dan sesudahnya.",
+            "Fiscal year {subject} has ended; allocations can be declared for {limit} and later only.",
+        ),
+    ),
+    _R.HOLD_UNKNOWN: _text(
+        "held_request_id",
+        "Tidak ada permintaan tertahan yang menunggu keputusan dengan nomor ini.",
+        "No held request with this id is waiting for a verdict.",
+        about=(
+            "Permintaan {subject} tidak sedang ditahan menunggu keputusan.",
+            "Request {subject} is not held waiting for a verdict.",
+        ),
+    ),
+    _R.HOLD_SELF_DECISION: _text(
+        "source",
+        "Permintaan yang ditahan harus diputuskan oleh pejabat lain, bukan mitra yang mengirimnya.",
+        "A held request must be decided by another principal than the partner that sent it.",
+        about=(
+            "Mitra {subject} mengirim permintaan ini sendiri dan tidak boleh memutuskannya.",
+            "Partner {subject} sent this request itself and may not decide it.",
+        ),
+    ),
+    _R.HOLD_REFUSED: _text(
+        None,
+        "Permintaan yang ditahan karena anggaran ditolak oleh pejabat pemeriksa.",
+        "The request held over the budget was refused by the checking official.",
+        about=(
+            "Permintaan yang ditahan karena anggaran ditolak oleh {subject}.",
+            "The request held over the budget was refused by {subject}.",
         ),
     ),
     _R.SCHEMA_INVALID: _text(

@@ -41,9 +41,12 @@ ENROLLMENT_REQUESTS = Topic(
         "id.lindungi.update.requested",
         "id.lindungi.termination.requested",
         "id.lindungi.reactivation.requested",
+        "id.lindungi.budget.allocation.requested",
+        "id.lindungi.hold.decision.requested",
     ),
-    description="Partners' enrollment, update, termination and reactivation requests, keyed by NIK; a request "
-    "forwarded from a partner's own topic carries the `lindungi-partner` header.",
+    description="Partners' enrollment, update, termination and reactivation requests, keyed by NIK, and finance "
+    "offices' allocations and verdicts on held requests, keyed by the budget; a request forwarded from a partner's "
+    "own topic carries the `lindungi-partner` header.",
     personal_data=True,
 )
 
@@ -61,8 +64,11 @@ ENROLLMENT_OUTCOMES = Topic(
         "id.lindungi.participant.terminated",
         "id.lindungi.participant.reactivated",
         "id.lindungi.request.rejected",
+        "id.lindungi.request.held",
+        "id.lindungi.hold.decided",
     ),
-    description="One outcome per request: registered, updated, terminated, reactivated or rejected.",
+    description="One outcome per request: registered, updated, terminated, reactivated, rejected or held "
+    "(budget exhausted), and each verdict on a held request.",
 )
 
 DEAD_LETTERS = Topic(
@@ -74,6 +80,20 @@ DEAD_LETTERS = Topic(
     consumers=("operators (lindungi dlq)",),
     events=("id.lindungi.deadletter.recorded",),
     description="Records no handler could decode or accept, sealed, with the error; replayable.",
+)
+
+BUDGET_POSITIONS = Topic(
+    name="lindungi.budget.v1",
+    key="the budget: `region|fiscal year|source`, e.g. `32.71|2027|APBD`",
+    partitions=3,
+    # Compacted: the latest position and allocation per budget is what a reader needs from the start; the
+    # allocation versions stay in registration's store.
+    config={"cleanup.policy": "compact", "min.compaction.lag.ms": "60000", "segment.ms": str(DAY_MS)},
+    producers=("registration",),
+    consumers=("reporting", "notification", "regional finance and planning offices"),
+    events=("id.lindungi.budget.allocation.recorded", "id.lindungi.budget.position.changed"),
+    description="Each APBD/APBDes budget's allocation versions and where it stands after every reservation, "
+    "release and hold: amounts only, never a person.",
 )
 
 REGION_AGGREGATES = Topic(
@@ -103,6 +123,7 @@ CATALOGUE: tuple[Topic, ...] = (
     ENROLLMENT_REQUESTS,
     ENROLLMENT_OUTCOMES,
     DEAD_LETTERS,
+    BUDGET_POSITIONS,
     REGION_AGGREGATES,
     NOTIFICATION_DELIVERIES,
 )
@@ -121,6 +142,8 @@ PARTNER_REQUESTS_SUFFIX = ".requests.v1"
 PARTNER_OUTCOMES_SUFFIX = ".outcomes.v1"
 #: The header registration stamps on a request it forwards from a partner's topic to the intake topic.
 CHANNEL_HEADER = "lindungi-partner"
+#: The header on a held request registration sends back to intake with a second principal's verdict.
+VERDICT_HEADER = "lindungi-verdict"
 
 
 def partner_requests_topic(partner_id: str, prefix: str = PARTNER_TOPIC_PREFIX) -> str:

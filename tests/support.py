@@ -161,6 +161,7 @@ def registration_env(service_env: dict[str, str], unique: str, partners_seed: Pa
         **service_env,
         "REGISTRATION_REQUESTS_TOPIC": f"requests.{unique}",
         "REGISTRATION_OUTCOMES_TOPIC": f"outcomes.{unique}",
+        "REGISTRATION_BUDGET_TOPIC": f"budget.{unique}",
         "REGISTRATION_DEAD_LETTERS_TOPIC": f"deadletters.{unique}",
         "REGISTRATION_GROUP_ID": f"registration-{unique}",
         "REGISTRATION_PARTNER_TOPIC_PREFIX": f"partner-{unique}.",  # the partners' own topics, this test's too

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry, Counter
 from pymongo import AsyncMongoClient
 
+from services.registration.budgeting import Budgeting
+from services.registration.budgets import MongoBudgets
 from services.registration.channels import PartnerChannels
 from services.registration.domain.participation import Partner
 from services.registration.handlers import Intake
@@ -25,7 +27,7 @@ from services.registration.settings import RegistrationSettings
 from services.registration.store import Document, MongoRegistrationStore
 from shared.consumer import Batches, batch_subscriber
 from shared.crypto import Sealer
-from shared.events import DeadLetterRecorded, Outcome
+from shared.events import BudgetEvent, DeadLetterRecorded, Outcome
 from shared.messaging import DeadLetters, ensure_topics, publish_all
 from shared.regions import load_regions
 from shared.runtime import Probe, asgi_app, new_broker
@@ -50,6 +52,7 @@ class Running:
     intake: Intake
     channels: PartnerChannels
     partners: ProvisionedPartners
+    budgets: MongoBudgets
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,9 @@ async def start(
     mongo: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongodb_url, tz_aware=True)
     try:
         store = MongoRegistrationStore(mongo, settings.mongodb_database, sealer)
+        budgets = MongoBudgets(mongo, settings.mongodb_database, sealer)
         await store.create_indexes()
+        await budgets.create_indexes()
         if settings.create_topics:
             await ensure_topics(settings.kafka_bootstrap_servers, **settings.kafka_client_options())
         if settings.partners_seed_file is not None:
@@ -102,6 +107,9 @@ async def start(
             outcomes_topic=settings.outcomes_topic,
             partner_outcome_topics=settings.partner_outcome_topics,
             partner_topic_prefix=settings.partner_topic_prefix,
+            budgeting=Budgeting(
+                budgets, functools.partial(publish_all, broker), settings.budget_topic, settings.requests_topic
+            ),
         )
         dead_letters = DeadLetters("registration", settings.dead_letters_topic, sealer)
         intake = Intake(registration, dead_letters, settings.max_message_bytes)
@@ -110,7 +118,7 @@ async def start(
             partner_requests_pattern(settings.partner_topic_prefix),
             functools.partial(publish_all, broker),
         )
-        yield Running(mongo, store, intake, channels, partners)
+        yield Running(mongo, store, intake, channels, partners, budgets)
     finally:
         await mongo.close()
 
@@ -134,7 +142,8 @@ def subscribe(
         intake,
         failures=failures,
         title="enrollment requests",
-        description="Partners' enroll / update / terminate / reactivate requests; one outcome each.",
+        description="Partners' enroll / update / terminate / reactivate requests, and finance offices' "
+        "allocations and verdicts on held requests; one outcome each.",
     )
     channels = partner_requests_pattern(settings.partner_topic_prefix)
     batch_subscriber(
@@ -147,6 +156,7 @@ def subscribe(
     )
     # Keyed records, published directly rather than through these publishers.
     broker.publisher(settings.outcomes_topic, title="enrollment outcomes", schema=Outcome)
+    broker.publisher(settings.budget_topic, title="budget positions and allocations", schema=BudgetEvent)
     broker.publisher(settings.dead_letters_topic, title="dead letters", schema=DeadLetterRecorded)
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from shared.messaging import Keyed, record_headers
-from shared.topics import CHANNEL_HEADER
+from shared.topics import CHANNEL_HEADER, VERDICT_HEADER
 
 if TYPE_CHECKING:
     import re
@@ -34,7 +34,8 @@ if TYPE_CHECKING:
     from shared.consumer import Records
 
 
-def _nik_of(value: bytes) -> str | None:
+def nik_of_payload(value: bytes) -> str | None:
+    """The NIK a request's payload names, if it can be read: the key one worker's requests share."""
     try:
         data = json.loads(value).get("data")
     except (ValueError, AttributeError, RecursionError):
@@ -62,7 +63,10 @@ class PartnerChannels:
         if match is None:  # the subscription's pattern and this one are built from the same settings
             raise ValueError(f"{record.topic} is not a partner's request topic")
         value = record.value or b""
-        headers: dict[str, Any] = {k: v for k, v in record_headers(record).items() if k != CHANNEL_HEADER}
+        # Only registration sets these: a partner's own values are dropped, never forwarded.
+        headers: dict[str, Any] = {
+            k: v for k, v in record_headers(record).items() if k not in {CHANNEL_HEADER, VERDICT_HEADER}
+        }
         headers[CHANNEL_HEADER] = match["partner"]
-        key = _nik_of(value) or (record.key or b"").decode("utf-8", "replace") or match["partner"]
+        key = nik_of_payload(value) or (record.key or b"").decode("utf-8", "replace") or match["partner"]
         return Keyed(self.requests_topic, key, value, headers)

@@ -20,30 +20,51 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
+from services.registration.budgets import verdict_from_document
 from services.registration.domain.decisions import schema_rejection
-from services.registration.domain.participation import Decision, partner_id_of
+from services.registration.domain.participation import (
+    Decision,
+    Reconsidered,
+    RequestEvent,
+    Verdict,
+    partner_id_of,
+)
 from services.registration.service import Batch
-from shared.events import DeadLetterRecorded, RequestAction, partner_request_adapter
+from shared.events import (
+    AllocationRequested,
+    BudgetCommand,
+    DeadLetterRecorded,
+    HoldDecisionRequested,
+    RequestAction,
+    TerminationRequested,
+    budget_command_adapter,
+    partner_request_adapter,
+)
 from shared.logging import get_logger
 from shared.messaging import describe
 from shared.reasons import ReasonCode
-from shared.topics import CHANNEL_HEADER
+from shared.topics import CHANNEL_HEADER, VERDICT_HEADER
 
 if TYPE_CHECKING:
     from aiokafka import ConsumerRecord
 
-    from services.registration.domain.participation import Context, RequestEvent
+    from services.registration.domain.participation import Context
     from services.registration.service import Registration
     from shared.consumer import Records
     from shared.messaging import DeadLetters
 
 log = get_logger("registration.intake")
 
-KNOWN_TYPES = {
+Read = RequestEvent | Reconsidered | BudgetCommand | Decision | DeadLetterRecorded
+
+KNOWN_TYPES: dict[str, RequestAction | None] = {
     "id.lindungi.enrollment.requested": RequestAction.ENROLL,
     "id.lindungi.update.requested": RequestAction.UPDATE,
     "id.lindungi.termination.requested": RequestAction.TERMINATE,
     "id.lindungi.reactivation.requested": RequestAction.REACTIVATE,
+    # The budget side's commands (shared/events/budget.py): no participation action.
+    "id.lindungi.budget.allocation.requested": None,
+    "id.lindungi.hold.decision.requested": None,
 }
 
 
@@ -57,8 +78,9 @@ class Intake:
 
     async def handle(self, records: Records) -> None:
         ctx = self.registration.context()
-        requests: list[RequestEvent] = []
+        requests: list[RequestEvent | Reconsidered] = []
         answered: list[Decision] = []  # readable enough to reject without the domain
+        commands: list[BudgetCommand] = []
         letters: list[DeadLetterRecorded] = []
         for record in records:
             read = self._read(record, ctx)
@@ -66,22 +88,32 @@ class Intake:
                 letters.append(read)
             elif isinstance(read, Decision):
                 answered.append(read)
+            elif isinstance(read, AllocationRequested | HoldDecisionRequested):
+                commands.append(read)
             else:
                 requests.append(read)
-        batch = Batch(len(records), requests, answered, self.dead_letters.records(letters))
+        batch = Batch(len(records), requests, answered, self.dead_letters.records(letters), commands)
         await self.registration.handle(batch, ctx)
 
-    def _read(self, record: ConsumerRecord[bytes, bytes], ctx: Context) -> RequestEvent | Decision | DeadLetterRecorded:
+    def _read(self, record: ConsumerRecord[bytes, bytes], ctx: Context) -> Read:
         """Decode a record; what cannot be decoded is answered (if the partner can be told) or dead-lettered."""
         value = record.value or b""
         if len(value) > self.max_message_bytes:
             return self.dead_letters.letter(record, "MessageTooLarge", f"{len(value)} bytes > {self.max_message_bytes}")
         channel = channel_of(record)
+        event: RequestEvent | BudgetCommand
         try:
             event = partner_request_adapter.validate_json(value)
         except ValidationError as error:
-            return self._salvage(record, value, describe(error, 1000), ctx, channel)
+            try:
+                event = budget_command_adapter.validate_json(value)
+            except ValidationError:
+                return self._salvage(record, value, describe(error, 1000), ctx, channel)
         claimed = partner_id_of(event.source)
+        if channel is None and not isinstance(event, AllocationRequested | HoldDecisionRequested):
+            verdict = verdict_of(record)
+            if verdict is not None and not isinstance(event, TerminationRequested):
+                return Reconsidered(event, verdict)
         if channel is None or claimed == channel:
             return event
         # The one attack that matters most: acting with another partner's regions, segments and funding.
@@ -101,7 +133,7 @@ class Intake:
             code=ReasonCode.PARTNER_SOURCE_MISMATCH,
             subject=claimed[:128],
             ctx=ctx,
-            action=event.data.action,
+            action=getattr(event.data, "action", None),
             field="source",
         )
 
@@ -144,6 +176,15 @@ class Intake:
             ctx=ctx,
             action=KNOWN_TYPES.get(event_type) if isinstance(event_type, str) else None,
         )
+
+
+def verdict_of(record: ConsumerRecord[bytes, bytes]) -> Verdict | None:
+    """The verdict registration attached to a held request it sent back to intake (never a partner: a partner's
+    records reach intake through their channel, whose header makes this one ignored)."""
+    for key, value in record.headers or ():
+        if key == VERDICT_HEADER:
+            return verdict_from_document(json.loads(bytes(value)))
+    return None
 
 
 def channel_of(record: ConsumerRecord[bytes, bytes]) -> str | None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo
@@ -23,21 +23,32 @@ from zoneinfo import ZoneInfo
 import structlog
 
 from services.registration.domain.decisions import decide
+from services.registration.domain.holds import approved, decide_allocation, decide_verdict, refused
 from services.registration.domain.participation import (
     Context,
     Decision,
     ParticipantRecord,
     Partner,
+    Reconsidered,
     RequestEvent,
     nik_of,
     participant_id,
     partner_id_of,
     request_key,
 )
+from shared.events import (
+    AllocationRecordedEvent,
+    AllocationRequested,
+    BudgetCommand,
+    HoldDecisionRequested,
+    HoldResolution,
+    RequestHeld,
+)
 from shared.messaging import Keyed, ce_headers
-from shared.topics import PARTNER_TOPIC_PREFIX, partner_outcomes_topic
+from shared.topics import BUDGET_POSITIONS, PARTNER_TOPIC_PREFIX, partner_outcomes_topic
 
 if TYPE_CHECKING:
+    from services.registration.budgeting import Budgeting
     from shared.regions import Regions
 
 log = structlog.get_logger("registration")
@@ -79,13 +90,15 @@ Publish = Callable[[Sequence[Keyed]], Coroutine[Any, Any, None]]
 
 @dataclass(frozen=True)
 class Batch:
-    """A batch of records as the handler read them: valid requests, requests answered without the domain
-    (readable enough to name partner and request, but invalid), and dead letters for the rest."""
+    """A batch of records as the handler read them: valid requests (and held ones back with a verdict),
+    requests answered without the domain (readable enough to name partner and request, but invalid), the
+    budget side's commands (allocations, verdicts), and dead letters for the rest."""
 
     size: int
-    requests: list[RequestEvent]
+    requests: list[RequestEvent | Reconsidered]
     answered: list[Decision]
     dead_letters: list[Keyed]
+    commands: list[BudgetCommand] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +115,11 @@ class Pending:
 
     key: str
     participant_id: str
-    request: RequestEvent
+    request: RequestEvent | Reconsidered
+
+    @property
+    def event(self) -> RequestEvent:
+        return self.request.event if isinstance(self.request, Reconsidered) else self.request
 
 
 @dataclass(frozen=True)
@@ -125,6 +142,7 @@ class Round:
 
     decided: list[Decision]
     recorded: dict[str, Decision]
+    entered: dict[str, str] = field(default_factory=dict)  # request key -> the budget its charge was entered in
 
     def answers(self) -> dict[str, Answer]:
         found: dict[str, Answer] = {}
@@ -148,9 +166,12 @@ class Recorded:
 
     answers: list[Answer]
     known_partners: frozenset[str]
+    entered: dict[str, str] = field(default_factory=dict)
 
 
-def schedule(requests: Iterable[RequestEvent], answered: Iterable[Decision], nik_secret: bytes) -> Schedule:
+def schedule(
+    requests: Iterable[RequestEvent | Reconsidered], answered: Iterable[Decision], nik_secret: bytes
+) -> Schedule:
     """Rounds of one request per worker, in input order; a request seen twice in the batch is answered once."""
     order: list[str] = []
     seen: set[str] = set()
@@ -163,12 +184,17 @@ def schedule(requests: Iterable[RequestEvent], answered: Iterable[Decision], nik
     rounds: list[list[Pending]] = [[]]
     depth: dict[str, int] = {}
     for request in requests:
-        key = request_key(partner_id_of(request.source), request.data.request_id)
+        event = request.event if isinstance(request, Reconsidered) else request
+        key = (
+            request.key
+            if isinstance(request, Reconsidered)
+            else request_key(partner_id_of(event.source), event.data.request_id)
+        )
         if key in seen:
             continue
         seen.add(key)
         order.append(key)
-        pid = participant_id(nik_of(request), request.data.segment, nik_secret)
+        pid = participant_id(nik_of(event), event.data.segment, nik_secret)
         level = depth.get(pid, 0)
         depth[pid] = level + 1
         if level == len(rounds):
@@ -184,19 +210,22 @@ def newer(
     return {pid: s for pid, s in stored.items() if pid not in current or s.version > current[pid].version}
 
 
-def outcome_records(
+def outcome_records(  # noqa: PLR0913 - the records' routing, all but two keyword-only
     decisions: Iterable[Decision],
     known_partners: frozenset[str],
     outcomes_topic: str,
     *,
     per_partner: bool,
     prefix: str = PARTNER_TOPIC_PREFIX,
+    budget_topic: str = BUDGET_POSITIONS.name,
 ) -> list[Keyed]:
-    """Each outcome on the shared topic, and with `per_partner` a copy on the submitting partner's topic."""
+    """Each outcome on the shared topic (an allocation on the budget topic), and with `per_partner` a copy on
+    the submitting partner's topic."""
     records: list[Keyed] = []
     for decision in decisions:
         value, headers = decision.outcome_json.encode(), ce_headers(decision.outcome)
-        records.append(Keyed(outcomes_topic, decision.outcome_key, value, headers))
+        topic = budget_topic if isinstance(decision.outcome, AllocationRecordedEvent) else outcomes_topic
+        records.append(Keyed(topic, decision.outcome_key, value, headers))
         # Only registered partners have an outcome topic (created with their ACLs); an unknown source is
         # answered on the shared topic alone rather than stalling on a topic that does not exist.
         if per_partner and decision.partner_id in known_partners:
@@ -218,6 +247,7 @@ class Registration:
     outcomes_topic: str
     partner_outcome_topics: bool = False
     partner_topic_prefix: str = PARTNER_TOPIC_PREFIX
+    budgeting: Budgeting | None = None
 
     def context(self) -> Context:
         now = datetime.now(UTC)
@@ -225,7 +255,12 @@ class Registration:
 
     async def handle(self, batch: Batch, ctx: Context) -> None:
         """Decide and log every request, then apply and publish; the consumer commits after this returns."""
-        recorded = await self.decide_and_record(schedule(batch.requests, batch.answered, ctx.nik_secret), ctx)
+        budgeting = self.budgeting
+        if budgeting is not None:
+            ctx = replace(ctx, budgets=await budgeting.store.declared())
+        commands = await self._decide_commands(batch.commands, ctx) if batch.commands else []
+        planned = schedule(batch.requests, [*batch.answered, *commands], ctx.nik_secret)
+        recorded = await self.decide_and_record(planned, ctx)
         decisions = [answer.decision for answer in recorded.answers]
         outcomes = outcome_records(
             decisions,
@@ -233,6 +268,7 @@ class Registration:
             self.outcomes_topic,
             per_partner=self.partner_outcome_topics,
             prefix=self.partner_topic_prefix,
+            budget_topic=budgeting.budget_topic if budgeting is not None else BUDGET_POSITIONS.name,
         )
         # Once the request log holds the decisions, the participant writes and the publishing replay it and
         # need not wait for each other: after a failure of either the batch is retried, the log answers it
@@ -240,7 +276,35 @@ class Registration:
         async with asyncio.TaskGroup() as replay:
             replay.create_task(self.participations.apply(decisions))
             replay.create_task(self.publish([*outcomes, *batch.dead_letters]))
+            if budgeting is not None:
+                replay.create_task(budgeting.store.keep_held(decisions, _held_events(decisions, planned)))
+        if budgeting is not None:
+            # After the participations: a budget's pending entries are settled only once what they paid for
+            # is written (see domain.ledger).
+            positions = await budgeting.settle(decisions, recorded.entered, ctx)
+            await self.publish([*positions, *await budgeting.forwards(decisions)])
         _log_batch(batch, recorded.answers)
+
+    async def _decide_commands(self, commands: Sequence[BudgetCommand], ctx: Context) -> list[Decision]:
+        """Allocations and verdicts: they touch no participation, so they go with the batch's first round."""
+        budgeting = self.budgeting
+        waiting_keys = [
+            request_key(c.data.held_partner_id, c.data.held_request_id)
+            for c in commands
+            if isinstance(c, HoldDecisionRequested)
+        ]
+        if budgeting is None:
+            raise RuntimeError("budget commands need the budget store")
+        partners, waiting = await asyncio.gather(self.partners.load_partners(), budgeting.store.waiting(waiting_keys))
+        decided: list[Decision] = []
+        for command in commands:
+            partner = partners.get(partner_id_of(command.source))
+            if isinstance(command, AllocationRequested):
+                decided.append(decide_allocation(command, partner, ctx))
+            else:
+                held_key = request_key(command.data.held_partner_id, command.data.held_request_id)
+                decided.append(decide_verdict(command, partner, waiting.get(held_key), ctx))
+        return decided
 
     async def decide_and_record(self, planned: Schedule, ctx: Context) -> Recorded:
         """Decisions in input order, each flagged new or replayed from the request log.
@@ -261,17 +325,19 @@ class Registration:
             self.partners.load_partners(), self.participations.participations(planned.participant_ids)
         )
         answers: dict[str, Answer] = {}
+        entered: dict[str, str] = {}
         for index, pending in enumerate(planned.rounds):
             owners = {p.key: p.participant_id for p in pending}
             taken = await self._take_round(planned.answered if index == 0 else [], pending, partners, current, ctx)
             answers.update(taken.answers())
+            entered.update(taken.entered)
             current.update(taken.states(owners))
             replayed = {owners[key] for key in taken.recorded if key in owners}
             if replayed:
                 # The store now holds what the recorded decisions did, or something newer; what this batch
                 # decided in earlier rounds is not applied yet, so the newer of the two versions stands.
                 current.update(newer(current, await self.participations.participations(replayed)))
-        return Recorded([answers[key] for key in planned.order], frozenset(partners))
+        return Recorded([answers[key] for key in planned.order], frozenset(partners), entered)
 
     async def _take_round(
         self,
@@ -283,7 +349,7 @@ class Registration:
     ) -> Round:
         """Decide and log one round; entries the log held already are read back and replayed onto the
         participations before the next round is decided on them."""
-        decided, seen = await self._decide_and_log(answered, pending, partners, current, ctx)
+        decided, seen, entered = await self._decide_and_log(answered, pending, partners, current, ctx)
         recorded = await self.request_log.recorded(seen) if seen else {}
         if len(recorded) != len(seen):
             raise RuntimeError("a request-log entry reported present cannot be read; the batch is retried")
@@ -291,7 +357,7 @@ class Registration:
             await self.participations.apply(
                 sorted(recorded.values(), key=lambda d: d.participant.version if d.participant else 0)
             )
-        return Round(decided, recorded)
+        return Round(decided, recorded, entered)
 
     async def _decide_and_log(
         self,
@@ -300,7 +366,7 @@ class Registration:
         partners: Mapping[str, Partner],
         current: Mapping[str, ParticipantRecord],
         ctx: Context,
-    ) -> tuple[list[Decision], set[str]]:
+    ) -> tuple[list[Decision], set[str], dict[str, str]]:
         """Decide one round and write its request-log entries; returns the decisions in order (the answered
         ones first) and the keys recorded before.
 
@@ -310,18 +376,41 @@ class Registration:
         writes are unordered and first-writer-wins either way.
         """
         decided: list[Decision] = []
+        entered: dict[str, str] = {}
         async with asyncio.TaskGroup() as writes:
             logged: list[asyncio.Task[set[str]]] = []
             for start in range(0, max(len(pending), 1), LOG_CHUNK):
                 chunk = list(answered) if start == 0 else []  # answered without the domain: with the first chunk
                 chunk.extend(
-                    decide(p.request, partners.get(partner_id_of(p.request.source)), current.get(p.participant_id), ctx)
+                    _decide(p, partners.get(partner_id_of(p.event.source)), current.get(p.participant_id), ctx)
                     for p in pending[start : start + LOG_CHUNK]
                 )
+                if self.budgeting is not None:
+                    # Before the log: a decision is logged only as its budget lets it stand (domain.ledger).
+                    chunk, chunk_entered = await self.budgeting.admit(chunk, ctx)
+                    entered.update(chunk_entered)
                 decided.extend(chunk)
                 logged.append(writes.create_task(self.request_log.record(chunk)))
                 await asyncio.sleep(0)  # the write goes out before the next chunk is decided
-        return decided, set[str]().union(*(task.result() for task in logged))
+        return decided, set[str]().union(*(task.result() for task in logged)), entered
+
+
+def _decide(pending: Pending, partner: Partner | None, current: ParticipantRecord | None, ctx: Context) -> Decision:
+    """A request's decision; a held one back with a verdict is refused, or decided again and marked approved."""
+    request = pending.request
+    if not isinstance(request, Reconsidered):
+        return decide(request, partner, current, ctx)
+    if request.verdict.resolution is HoldResolution.REFUSED:
+        return refused(request, ctx)
+    return approved(decide(request.event, partner, current, ctx), request)
+
+
+def _held_events(decisions: Iterable[Decision], planned: Schedule) -> dict[str, bytes]:
+    """The request events of the requests held in this batch, to keep (sealed) until their verdict."""
+    held = {d.key for d in decisions if isinstance(d.outcome, RequestHeld) and d.verdict is None}
+    if not held:
+        return {}
+    return {p.key: p.event.model_dump_json().encode() for r in planned.rounds for p in r if p.key in held}
 
 
 def _log_batch(batch: Batch, answers: Sequence[Answer]) -> None:

@@ -22,6 +22,7 @@ class RegistrationSettings(ServiceSettings):
     group_id: str = "lindungi-registration"
     requests_topic: str = topics.ENROLLMENT_REQUESTS.name
     outcomes_topic: str = topics.ENROLLMENT_OUTCOMES.name
+    budget_topic: str = topics.BUDGET_POSITIONS.name
     partner_outcome_topics: bool = Field(
         default=False,
         description="also publish each outcome to lindungi.partner.<id>.outcomes.v1 (production ACL profile)",

@@ -31,6 +31,7 @@ from pymongo import ASCENDING, AsyncMongoClient, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from services.registration.budgets import budget_fields, budget_from_fields
 from services.registration.domain.participation import Decision, HistoryEntry, ParticipantRecord, Partner
 from shared.crypto import Sealer
 from shared.events import Participant, ParticipantStatus, RequestAction, outcome_adapter
@@ -91,6 +92,8 @@ def history_document(entry: HistoryEntry) -> Document:
         "requested_at": entry.requested_at.isoformat(),
         "decided_at": entry.decided_at.isoformat(),
         "snapshot": entry.snapshot_json,
+        "decided_by": entry.decided_by or entry.partner_id,
+        "hold": entry.hold,
     }
 
 
@@ -107,6 +110,8 @@ def history_from_document(document: Document) -> HistoryEntry:
         requested_at=datetime.fromisoformat(document["requested_at"]),
         decided_at=datetime.fromisoformat(document["decided_at"]),
         snapshot=Participant.model_validate_json(document["snapshot"]),
+        decided_by=document.get("decided_by"),
+        hold=document.get("hold"),
     )
 
 
@@ -125,6 +130,7 @@ def log_entry(decision: Decision, participant_state: str | None = None) -> Docum
         "participant": participant_state,
         "history": None if history is None else json.dumps(history_document(history)),
         "warnings": list(decision.warnings),
+        **budget_fields(decision),
     }
 
 
@@ -139,6 +145,7 @@ def decision_from_log_entry(document: Document) -> Decision:
         participant=None if participant is None else ParticipantRecord.model_validate_json(participant),
         history=None if history is None else history_from_document(json.loads(history)),
         warnings=tuple(document.get("warnings", ())),
+        **budget_from_fields(document),
     )
 
 
@@ -256,9 +263,8 @@ class MongoRegistrationStore:
                     await self._set_if_newer(inserts[failed["index"]])
 
     async def _write_history(self, decisions: Sequence[Decision]) -> None:
-        history = [
-            history_document(d.history) for d in decisions if d.participant is not None and d.history is not None
-        ]
+        # A held request has a history entry too (who held it, and later who approved it), but no participation.
+        history = [history_document(d.history) for d in decisions if d.history is not None]
         if history:
             try:
                 await self.history.insert_many(history, ordered=False)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import date
+from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import Field, TypeAdapter
 
+from shared.events.budget import BudgetCharge, BudgetKey
 from shared.events.envelope import CloudEvent, Frozen
 from shared.events.vocabulary import (
     AgeBand,
@@ -102,6 +104,9 @@ class OutcomeBase(Frozen):
     warnings: list[RejectionReason] = Field(
         default_factory=list, description="what registration noticed but accepted, e.g. an old NIK region prefix"
     )
+    budget: BudgetCharge | None = Field(
+        default=None, description="what this decision reserved on (or released from) a public budget"
+    )
 
 
 class Registered(OutcomeBase):
@@ -112,6 +117,9 @@ class Registered(OutcomeBase):
         "before registration, in periods of equal amounts; their sum is `past_contributions_total`",
     )
     past_contributions_total: int = Field(default=0, ge=0, description="Rupiah over all past months")
+    approved_by: str | None = Field(
+        default=None, description="the partner that approved this enrollment after the budget held it"
+    )
 
 
 class Updated(OutcomeBase):
@@ -142,6 +150,41 @@ class Rejected(Frozen):
     nik_hash: str | None = None
 
 
+class Held(Frozen):
+    """An enrollment the budget cannot carry: not rejected, not applied, waiting for a second principal."""
+
+    request_id: RequestId
+    partner_id: str
+    request_event_id: str
+    action: RequestAction
+    reasons: list[RejectionReason] = Field(min_length=1)
+    region_code: RegionCode
+    segment: Segment
+    nik_masked: str
+    nik_hash: str
+    budget: BudgetKey
+    required: Rupiah = Field(description="what the enrollment would reserve to the end of the fiscal year")
+    available: int = Field(description="what the allocation had left (negative after a downward revision)")
+
+
+class HoldResolution(StrEnum):
+    APPROVED = "APPROVED"  # the request is decided again, with the budget re-checked
+    REFUSED = "REFUSED"  # the request ends rejected with HOLD_REFUSED
+
+
+class HoldDecided(Frozen):
+    """A second principal's verdict, recorded; the held request's own outcome follows on its own."""
+
+    request_id: RequestId = Field(description="the deciding partner's id for the decision")
+    partner_id: str = Field(description="the deciding partner")
+    request_event_id: str
+    held_partner_id: str
+    held_request_id: RequestId
+    resolution: HoldResolution
+    budget: BudgetKey
+    note: str | None = None
+
+
 class ParticipantRegistered(CloudEvent[Registered]):
     type: Literal["id.lindungi.participant.registered"] = "id.lindungi.participant.registered"
 
@@ -162,8 +205,22 @@ class RequestRejected(CloudEvent[Rejected]):
     type: Literal["id.lindungi.request.rejected"] = "id.lindungi.request.rejected"
 
 
+class RequestHeld(CloudEvent[Held]):
+    type: Literal["id.lindungi.request.held"] = "id.lindungi.request.held"
+
+
+class HoldDecidedEvent(CloudEvent[HoldDecided]):
+    type: Literal["id.lindungi.hold.decided"] = "id.lindungi.hold.decided"
+
+
 Outcome = Annotated[
-    ParticipantRegistered | ParticipantUpdated | ParticipantTerminated | ParticipantReactivated | RequestRejected,
+    ParticipantRegistered
+    | ParticipantUpdated
+    | ParticipantTerminated
+    | ParticipantReactivated
+    | RequestRejected
+    | RequestHeld
+    | HoldDecidedEvent,
     Field(discriminator="type"),
 ]
 outcome_adapter: TypeAdapter[Outcome] = TypeAdapter(Outcome)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from services.registration.domain.age import age_band
+from services.registration.domain.budget import changing, ending, starting
 from services.registration.domain.changes import (
     apply_update,
     check_transition,
@@ -61,6 +62,7 @@ from shared.reasons import ReasonCode
 from shared.regions import NATIONAL_CODE
 
 if TYPE_CHECKING:
+    from services.registration.domain.budget import Charge, Reservation
     from shared.events import CloudEvent
 
 
@@ -173,12 +175,13 @@ def _history(decision_key: str, record: ParticipantRecord, event: RequestEvent, 
     )
 
 
-def _accept(
+def _accept(  # noqa: PLR0913, PLR0917 - a decision's parts
     event: RequestEvent,
     record: ParticipantRecord,
     outcome: CloudEvent[Any],
     ctx: Context,
     warnings: list[Violation],
+    charge: Charge | None = None,
 ) -> Decision:
     partner = partner_id_of(event.source)
     key = request_key(partner, event.data.request_id)
@@ -190,7 +193,17 @@ def _accept(
         participant=record,
         history=_history(key, record, event, ctx),
         warnings=tuple(w.code.value for w in warnings),
+        charge=charge,
     )
+
+
+def _reserving(record: ParticipantRecord, budget: tuple[Charge, Reservation] | None) -> ParticipantRecord:
+    """The participation with what its budget now holds for it."""
+    return record if budget is None else record.model_copy(update={"reserved": budget[1].recorded()})
+
+
+def _charged(budget: tuple[Charge, Reservation] | None) -> dict[str, Any]:
+    return {} if budget is None else {"budget": budget[0].event()}
 
 
 def _base(event: RequestEvent, version: int) -> dict[str, Any]:
@@ -227,6 +240,8 @@ def _enroll(
         full_name=basis.worker.full_name,
         nik=basis.worker.nik,
     )
+    budget = starting(basis, basis.coverage_start, current, ctx)
+    record = _reserving(record, budget)
     outcome = ParticipantRegistered(
         source=SOURCE,
         subject=pid,
@@ -236,9 +251,10 @@ def _enroll(
             participant=record.snapshot,
             warnings=[w.to_rejection() for w in assessment.warnings],
             **_past(basis, ctx),
+            **_charged(budget),
         ),
     )
-    return _accept(event, record, outcome, ctx, list(assessment.warnings))
+    return _accept(event, record, outcome, ctx, list(assessment.warnings), budget[0] if budget else None)
 
 
 def _existing(
@@ -273,13 +289,15 @@ def _update(
     version = current.version + 1
     snapshot = _snapshot(basis, current.participant_id, current.nik_hash, ParticipantStatus.ACTIVE, ctx)
     record = current.model_copy(update={"version": version, "snapshot": snapshot, "basis": _masked_basis(basis)})
+    budget = changing(current, basis, event.data.effective_date, ctx)
+    record = _reserving(record, budget)
     outcome = ParticipantUpdated(
         source=SOURCE,
         subject=current.participant_id,
         time=ctx.now,
-        data=Updated(**_base(event, version), participant=snapshot, previous=current.snapshot),
+        data=Updated(**_base(event, version), participant=snapshot, previous=current.snapshot, **_charged(budget)),
     )
-    return _accept(event, record, outcome, ctx, [])
+    return _accept(event, record, outcome, ctx, [], budget[0] if budget else None)
 
 
 def _terminate(
@@ -296,15 +314,21 @@ def _terminate(
     record = current.model_copy(
         update={"version": version, "status": ParticipantStatus.TERMINATED, "snapshot": snapshot}
     )
+    budget = ending(current, event.data.effective_date, ctx)
+    record = _reserving(record, budget)
     outcome = ParticipantTerminated(
         source=SOURCE,
         subject=current.participant_id,
         time=ctx.now,
         data=Terminated(
-            **_base(event, version), participant=snapshot, previous=current.snapshot, reason=event.data.reason
+            **_base(event, version),
+            participant=snapshot,
+            previous=current.snapshot,
+            reason=event.data.reason,
+            **_charged(budget),
         ),
     )
-    return _accept(event, record, outcome, ctx, [])
+    return _accept(event, record, outcome, ctx, [], budget[0] if budget else None)
 
 
 def _reactivate(
@@ -321,13 +345,15 @@ def _reactivate(
     basis = _with_nik(current.basis, event.data.nik)
     snapshot = _snapshot(basis, current.participant_id, current.nik_hash, ParticipantStatus.ACTIVE, ctx)
     record = current.model_copy(update={"version": version, "status": ParticipantStatus.ACTIVE, "snapshot": snapshot})
+    budget = starting(basis, event.data.effective_date, current, ctx)
+    record = _reserving(record, budget)
     outcome = ParticipantReactivated(
         source=SOURCE,
         subject=current.participant_id,
         time=ctx.now,
-        data=Reactivated(**_base(event, version), participant=snapshot, previous=current.snapshot),
+        data=Reactivated(**_base(event, version), participant=snapshot, previous=current.snapshot, **_charged(budget)),
     )
-    return _accept(event, record, outcome, ctx, [])
+    return _accept(event, record, outcome, ctx, [], budget[0] if budget else None)
 
 
 def decide(event: RequestEvent, partner: Partner | None, current: ParticipantRecord | None, ctx: Context) -> Decision:

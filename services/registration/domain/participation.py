@@ -19,10 +19,13 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.events import (
+    BudgetCharge,
+    BudgetKey,
     CloudEvent,
     EnrollmentRequest,
     EnrollmentRequested,
     FundingSource,
+    HoldResolution,
     Participant,
     ParticipantStatus,
     ReactivationRequested,
@@ -34,6 +37,7 @@ from shared.events import (
 from shared.privacy import nik_hash
 
 if TYPE_CHECKING:
+    from services.registration.domain.budget import Charge
     from shared.regions import Regions
 
 SOURCE = "lindungi/registration"
@@ -47,6 +51,8 @@ class PartnerRight(StrEnum):
 
     #: Send existing participations from another system with their historical coverage start.
     MIGRATION = "migration"
+    #: Declare the budget of its regions (a finance office) and decide requests held over it (maker-checker).
+    BUDGET = "budget"
 
 
 class Partner(BaseModel):
@@ -82,6 +88,9 @@ class ParticipantRecord(BaseModel):
     full_name: str
     nik: str | None = Field(default=None, exclude=True, description="in memory only, to be sealed")
     nik_sealed: str | None = None
+    reserved: BudgetCharge | None = Field(
+        default=None, description="what the budget paying for it holds for it in the fiscal year, by month"
+    )
 
 
 @dataclass(frozen=True)
@@ -100,6 +109,8 @@ class HistoryEntry:
     requested_at: datetime
     decided_at: datetime
     snapshot: Participant
+    decided_by: str | None = None  # the second principal, for a request decided on a held one's verdict
+    hold: str | None = None  # HELD, APPROVED or REFUSED: what the budget did to the request
 
     @cached_property
     def snapshot_json(self) -> str:
@@ -118,11 +129,49 @@ class Decision:
     participant: ParticipantRecord | None = None
     history: HistoryEntry | None = None
     warnings: tuple[str, ...] = field(default=())
+    charge: Charge | None = None  # what the decision does to a public budget (`domain.budget`)
+    forward: Forward | None = None  # a held request sent back to intake on a second principal's verdict
+    verdict: Verdict | None = None  # set on a held request decided again on a verdict
 
     @cached_property
     def outcome_json(self) -> str:
         """The outcome event as published and as logged: serialised once for both."""
         return self.outcome.model_dump_json()
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A second principal's verdict on a held request, as it comes back to intake with the request."""
+
+    resolution: HoldResolution
+    decided_by: str
+    decision_key: str  # the verdict's own request key: with the held one's, the key of the decision it leads to
+    budget: BudgetKey
+    required: int
+
+
+@dataclass(frozen=True)
+class Reconsidered:
+    """A held request decided again on a verdict: its own request log key, so a second verdict is possible."""
+
+    event: EnrollmentRequested | ReactivationRequested | UpdateRequested
+    verdict: Verdict
+
+    @property
+    def held_key(self) -> str:
+        return request_key(partner_id_of(self.event.source), self.event.data.request_id)
+
+    @property
+    def key(self) -> str:
+        return f"{self.held_key}#{self.verdict.decision_key}"
+
+
+@dataclass(frozen=True)
+class Forward:
+    """The held request (its NIK sealed, bound to the key) to send back to intake with the verdict."""
+
+    held_key: str
+    verdict: Verdict
 
 
 @dataclass(frozen=True)
@@ -133,6 +182,7 @@ class Context:
     regions: Regions
     nik_secret: bytes
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    budgets: frozenset[str] = frozenset()  # the budgets declared (`BudgetKey.key`): where enrollments draw
 
 
 def partner_id_of(source: str) -> str:

@@ -142,6 +142,26 @@ def rule_references(limits: Limits = DEFAULT_LIMITS, rates: RateTable | None = N
             "`source` names the partner whose topic the request arrived on",
             "docs/security.md (one intake topic per partner, WRITE for that partner's principal only)",
         ),
+        R.PARTNER_BUDGET_NOT_ALLOWED: ref(
+            "allocations and verdicts only from a partner with the `budget` right over the budget's region",
+            "Permendagri 27/2021 and 84/2022 (the region's finance office manages its APBD)",
+        ),
+        R.BUDGET_EXHAUSTED: ref(
+            "APBD/APBDes-funded: the funder's contributions from the coverage start to 31 December, added to "
+            "what is reserved, at most the allocation in force (exact Rupiah)",
+            "Inpres 2/2021 (regions budget the contributions); Permendagri 27/2021, 84/2022 (APBD); the DPRD decision",
+        ),
+        R.BUDGET_WORKER_CAP_REACHED: ref(
+            "at most the allocation's cap in workers, when its DPRD decision sets one",
+            "the DPRD decision behind the allocation",
+        ),
+        R.ALLOCATION_YEAR_CLOSED: ref("the current fiscal year (WIB) or later", "UU 17/2003 art. 4 (fiscal year)"),
+        R.HOLD_UNKNOWN: ref("a request held over the budget and still waiting", _CONTRACT_BASIS),
+        R.HOLD_SELF_DECISION: ref(
+            "the deciding partner is not the one that sent the held request (maker-checker)",
+            "PP 12/2019 (regional financial management: separation of duties)",
+        ),
+        R.HOLD_REFUSED: ref("a second principal of the region refused the held request", _CONTRACT_BASIS),
         R.SCHEMA_INVALID: ref("the request schema", _CONTRACT_BASIS),
         R.SCHEMA_VERSION_UNSUPPORTED: ref("schemaversion 1", _CONTRACT_BASIS),
         R.EVENT_TYPE_UNKNOWN: ref("a request type of the contract", _CONTRACT_BASIS),

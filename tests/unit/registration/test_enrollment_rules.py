@@ -55,6 +55,14 @@ SERVICE_CODES = frozenset(
         R.SCHEMA_INVALID,
         R.SCHEMA_VERSION_UNSUPPORTED,
         R.EVENT_TYPE_UNKNOWN,
+        # The budget side's: tested in test_budget.py and tests/integration/registration/test_budget_service.py.
+        R.PARTNER_BUDGET_NOT_ALLOWED,
+        R.BUDGET_EXHAUSTED,
+        R.BUDGET_WORKER_CAP_REACHED,
+        R.ALLOCATION_YEAR_CLOSED,
+        R.HOLD_UNKNOWN,
+        R.HOLD_SELF_DECISION,
+        R.HOLD_REFUSED,
     }
 )
 

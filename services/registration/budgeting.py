@@ -1,0 +1,184 @@
+"""The budget step of a batch: admit decisions against their ledgers before they are logged, settle after.
+
+`admit` runs on each chunk of decisions before its request-log write: per budget, one read of the ledger, the
+chunk's decisions checked in order against it (a reservation the ledger has no room for turns its decision into
+a hold, `domain.holds.held`), entered, and the ledger swapped as a whole; a swap that lost to another instance
+is done again on the ledger as it now is. `settle` runs after the participations are written: every request of
+the batch is counted for good as the decision the request log kept (`domain.ledger`). Then each touched
+budget's position goes out on the budget topic, and held requests with a verdict go back to intake.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from services.registration.channels import nik_of_payload
+from services.registration.domain.budget import Charge, token
+from services.registration.domain.holds import approved_stale, held
+from services.registration.domain.ledger import Allocation, Ledger
+from shared.events import AllocationRecordedEvent, BudgetPositionChanged, HoldResolution, RequestRejected
+from shared.messaging import Keyed
+from shared.topics import VERDICT_HEADER
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+
+    from services.registration.budgets import MongoBudgets
+    from services.registration.domain.participation import Context, Decision, Verdict
+    from services.registration.service import Publish
+
+# A ledger swap lost to another instance is tried again on the ledger as it now is; this many times at most,
+# then the batch fails and is retried whole (nothing is logged yet, so nothing is lost).
+SWAP_ATTEMPTS = 50
+
+
+def budget_of(decision: Decision) -> str | None:
+    if isinstance(decision.outcome, AllocationRecordedEvent):
+        return decision.outcome_key
+    return decision.charge.budget.key if decision.charge is not None else None
+
+
+def _admitted(decision: Decision, ledger: Ledger, ctx: Context) -> Decision:
+    """The decision as its budget lets it stand: held where the ledger has no room for what it reserves."""
+    charge, verdict = decision.charge, decision.verdict
+    if charge is None:
+        return decision
+    if verdict is not None and verdict.budget == charge.budget:
+        held_key = decision.key.split("#", 1)[0]
+        if not ledger.holds_open(held_key) and ledger.pending.get(token(decision.key)) is None:
+            return approved_stale(decision, ctx)  # decided already on another verdict
+        if verdict.resolution is HoldResolution.REFUSED or isinstance(decision.outcome, RequestRejected):
+            return decision
+        # Approved: the hold's own reservation is not counted yet, so the whole charge must fit.
+        short = ledger.fits_replacing(decision.key, replace(charge, holds={}), ctx.today)
+        return decision if short is None else held(decision, short, charge.budget, reopen=False)
+    short = ledger.fits_replacing(decision.key, charge, ctx.today)
+    return decision if short is None or decision.participant is None else held(decision, short, charge.budget)
+
+
+def _declared(decision: Decision, ledger: Ledger) -> tuple[Decision, Ledger]:
+    """An allocation entered in its ledger, and its outcome with the version the ledger gave it."""
+    outcome = decision.outcome
+    if not isinstance(outcome, AllocationRecordedEvent):
+        raise TypeError("only an allocation is declared")
+    data = outcome.data
+    ledger = ledger.declare(
+        Allocation(
+            1, data.amount, data.worker_cap, data.effective_date, data.dprd_decision, data.declared_by, data.request_id
+        )
+    )
+    declared = ledger.declaration(data.declared_by, data.request_id)
+    version = declared.version if declared is not None else 1
+    recorded = outcome.model_copy(update={"data": data.model_copy(update={"version": version})})
+    return replace(decision, outcome=recorded), ledger
+
+
+@dataclass(frozen=True)
+class Budgeting:
+    """Everything the budget step needs, created once in the app's lifespan."""
+
+    store: MongoBudgets
+    publish: Publish
+    budget_topic: str
+    intake_topic: str
+
+    async def admit(self, decisions: Sequence[Decision], ctx: Context) -> tuple[list[Decision], dict[str, str]]:
+        """The decisions as their budgets let them stand, entered in their ledgers; and, for each request
+        entered, the budget it was entered in (to settle it after the batch is applied)."""
+        result = list(decisions)
+        groups: dict[str, list[int]] = {}
+        for index, decision in enumerate(decisions):
+            key = budget_of(decision)
+            if key is not None:
+                groups.setdefault(key, []).append(index)
+        await asyncio.gather(
+            *(self._admit_group(key, indexes, decisions, result, ctx) for key, indexes in groups.items())
+        )
+        entered = {result[i].key: key for key, indexes in groups.items() for i in indexes}
+        return result, entered
+
+    async def _admit_group(
+        self, key: str, indexes: list[int], decisions: Sequence[Decision], result: list[Decision], ctx: Context
+    ) -> None:
+        for _ in range(SWAP_ATTEMPTS):
+            before = (await self.store.load([key]))[key]
+            ledger = before
+            admitted: dict[int, Decision] = {}
+            for index in indexes:
+                decision = decisions[index]
+                if isinstance(decision.outcome, AllocationRecordedEvent):
+                    admitted[index], ledger = _declared(decision, ledger)
+                    continue
+                decision = _admitted(decision, ledger, ctx)
+                if decision.charge is not None:
+                    ledger = ledger.enter(decision.key, decision.charge, decision.outcome.id)
+                admitted[index] = decision
+            if await self.store.swap(before, ledger):
+                for index, decision in admitted.items():
+                    result[index] = decision
+                return
+        raise RuntimeError(f"budget {key}: the ledger kept changing under {SWAP_ATTEMPTS} attempts; batch retried")
+
+    async def settle(self, kept: Iterable[Decision], entered: Mapping[str, str], ctx: Context) -> list[Keyed]:
+        """Count every request of the batch for good as the decision the log kept; the touched budgets'
+        positions to publish."""
+        work: dict[str, list[tuple[str, str, Charge | None]]] = {}
+        for decision in kept:
+            charge = decision.charge
+            touched = {entered.get(decision.key), charge.budget.key if charge is not None else None} - {None}
+            if isinstance(decision.outcome, AllocationRecordedEvent):
+                touched.add(decision.outcome_key)
+            for budget in touched:
+                mine = charge if charge is not None and charge.budget.key == budget else None
+                work.setdefault(str(budget), []).append((decision.key, decision.outcome.id, mine))
+        ledgers = await asyncio.gather(*(self._settle_group(budget, items) for budget, items in work.items()))
+        return [self.position(ledger, ctx) for ledger in ledgers]
+
+    async def _settle_group(self, key: str, items: list[tuple[str, str, Charge | None]]) -> Ledger:
+        for _ in range(SWAP_ATTEMPTS):
+            before = (await self.store.load([key]))[key]
+            ledger = before
+            for request, kept_id, charge in items:
+                ledger = ledger.settle(request, kept_id, charge)
+            if ledger == before or await self.store.swap(before, ledger):
+                return replace(ledger, sequence=before.sequence + (ledger != before))
+        raise RuntimeError(f"budget {key}: the ledger kept changing under {SWAP_ATTEMPTS} attempts; batch retried")
+
+    def position(self, ledger: Ledger, ctx: Context) -> Keyed:
+        event = BudgetPositionChanged(
+            source="lindungi/registration",
+            subject=ledger.budget.key,
+            time=ctx.now,
+            data=ledger.position(ctx.now, ctx.today),
+        )
+        return Keyed.of(self.budget_topic, ledger.budget.key, event)
+
+    async def forwards(self, decisions: Iterable[Decision]) -> list[Keyed]:
+        """Held requests with a verdict, back to intake keyed by their NIK, the verdict in a header that only
+        registration writes (a partner's forwarded record carries its channel header and is never trusted)."""
+        records: list[Keyed] = []
+        for decision in decisions:
+            if decision.forward is None:
+                continue
+            raw = await self.store.held_request(decision.forward.held_key)
+            if raw is None:
+                continue  # held before its event was kept (cannot happen in this version); nothing to send
+            verdict = verdict_header(decision.forward.verdict)
+            key = nik_of_payload(raw) or decision.forward.held_key
+            records.append(Keyed(self.intake_topic, key, raw, {VERDICT_HEADER: verdict}))
+        return records
+
+
+def verdict_header(verdict: Verdict) -> str:
+    return json.dumps(
+        {
+            "resolution": verdict.resolution.value,
+            "decided_by": verdict.decided_by,
+            "decision_key": verdict.decision_key,
+            "budget": verdict.budget.key,
+            "required": verdict.required,
+        }
+    )

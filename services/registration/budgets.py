@@ -1,0 +1,250 @@
+"""Registration's budget collections: one ledger document per budget, and the held requests.
+
+A ledger changes only as a whole, replaced on the condition that its `sequence` is the one read (compare and
+swap on one document: the atomicity FerretDB v1 and every MongoDB have without transactions). The maps inside it
+(months, holds, pending entries, allocation versions) are JSON strings, as in the participants: FerretDB
+converts every nested field on write, and the ledger is rewritten on every change.
+
+A held request keeps its request event with the NIK sealed, bound to its key: when a second principal approves
+or refuses it, registration sends it back to intake (`budgeting.py`) to be decided again in order.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any
+
+from pymongo import ASCENDING
+from pymongo.errors import DuplicateKeyError
+
+from services.registration.domain.budget import Charge
+from services.registration.domain.ledger import Allocation, Entry, Ledger
+from services.registration.domain.participation import Forward, Verdict
+from shared.events import BudgetKey, BudgetSource, Held, HoldDecidedEvent, HoldResolution, RequestHeld
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+
+    from pymongo import AsyncMongoClient
+    from pymongo.asynchronous.database import AsyncDatabase
+
+    from services.registration.domain.participation import Decision
+    from shared.crypto import Sealer
+
+Document = dict[str, Any]
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True, default=str)
+
+
+def charge_document(charge: Charge) -> Document:
+    return {
+        "budget": charge.budget.key,
+        "amount": charge.amount,
+        "workers": charge.workers,
+        "by_month": dict(charge.by_month),
+        "holds": dict(charge.holds),
+    }
+
+
+def budget_key(key: str) -> BudgetKey:
+    region, year, source = key.split("|")
+    return BudgetKey(region_code=region, fiscal_year=int(year), funding_source=BudgetSource(source))
+
+
+def charge_from_document(document: Document) -> Charge:
+    return Charge(
+        budget_key(document["budget"]),
+        document["amount"],
+        document["workers"],
+        document["by_month"],
+        document.get("holds", {}),
+    )
+
+
+def _verdict_document(verdict: Verdict) -> Document:
+    return {
+        "resolution": verdict.resolution.value,
+        "decided_by": verdict.decided_by,
+        "decision_key": verdict.decision_key,
+        "budget": verdict.budget.key,
+        "required": verdict.required,
+    }
+
+
+def verdict_from_document(document: Document) -> Verdict:
+    return Verdict(
+        HoldResolution(document["resolution"]),
+        document["decided_by"],
+        document["decision_key"],
+        budget_key(document["budget"]),
+        document["required"],
+    )
+
+
+def budget_fields(decision: Decision) -> Document:
+    """What the request log keeps of a decision's budget side, so that a replay settles and forwards the same."""
+    fields: Document = {}
+    if decision.charge is not None:
+        fields["charge"] = _dumps(charge_document(decision.charge))
+    if decision.verdict is not None:
+        fields["verdict"] = _dumps(_verdict_document(decision.verdict))
+    if decision.forward is not None:
+        fields["forward"] = _dumps(
+            {"held_key": decision.forward.held_key, **_verdict_document(decision.forward.verdict)}
+        )
+    return fields
+
+
+def budget_from_fields(document: Document) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    if document.get("charge"):
+        found["charge"] = charge_from_document(json.loads(document["charge"]))
+    if document.get("verdict"):
+        found["verdict"] = verdict_from_document(json.loads(document["verdict"]))
+    if document.get("forward"):
+        forward = json.loads(document["forward"])
+        found["forward"] = Forward(forward.pop("held_key"), verdict_from_document(forward))
+    return found
+
+
+def ledger_document(ledger: Ledger) -> Document:
+    budget = ledger.budget
+    return {
+        "_id": budget.key,
+        "region_code": budget.region_code,
+        "fiscal_year": budget.fiscal_year,
+        "funding_source": budget.funding_source.value,
+        "sequence": ledger.sequence,
+        "declared": bool(ledger.allocations),
+        "reserved": ledger.reserved,
+        "workers": ledger.workers,
+        "by_month": _dumps(ledger.by_month),
+        "holds": _dumps(ledger.holds),
+        "allocations": _dumps([asdict(a) for a in ledger.allocations]),
+        "pending": _dumps(
+            {name: {"charge": charge_document(e.charge), "chain": list(e.chain)} for name, e in ledger.pending.items()}
+        ),
+    }
+
+
+def ledger_from_document(document: Document) -> Ledger:
+    allocations = tuple(
+        Allocation(**{**a, "effective_date": date.fromisoformat(a["effective_date"])})
+        for a in json.loads(document["allocations"])
+    )
+    pending = {
+        name: Entry(charge_from_document(e["charge"]), tuple(e["chain"]))
+        for name, e in json.loads(document["pending"]).items()
+    }
+    return Ledger(
+        budget=budget_key(document["_id"]),
+        sequence=document["sequence"],
+        allocations=allocations,
+        reserved=document["reserved"],
+        workers=document["workers"],
+        by_month=json.loads(document["by_month"]),
+        holds=json.loads(document["holds"]),
+        pending=pending,
+    )
+
+
+class MongoBudgets:
+    """Ledgers and holds in registration's own database."""
+
+    def __init__(self, client: AsyncMongoClient[Document], database: str, sealer: Sealer) -> None:
+        self._db: AsyncDatabase[Document] = client[database]
+        self._sealer = sealer
+        self.ledgers = self._db["budgets"]
+        self.holds = self._db["holds"]
+
+    async def create_indexes(self) -> None:
+        await self.holds.create_index([("status", ASCENDING), ("region_code", ASCENDING)])
+
+    async def declared(self) -> frozenset[str]:
+        """The budgets a finance office has declared: enrollments draw on the most local of these."""
+        return frozenset([doc["_id"] async for doc in self.ledgers.find({"declared": True}, {"_id": 1})])
+
+    async def load(self, keys: Iterable[str]) -> dict[str, Ledger]:
+        """The ledgers of these budgets; one never written yet is empty (sequence 0)."""
+        wanted = list(dict.fromkeys(keys))
+        found = {doc["_id"]: ledger_from_document(doc) async for doc in self.ledgers.find({"_id": {"$in": wanted}})}
+        return {key: found.get(key) or Ledger(budget_key(key)) for key in wanted}
+
+    async def swap(self, before: Ledger, after: Ledger) -> bool:
+        """Replace the ledger if nobody changed it since `before` was read; False if somebody did."""
+        document = ledger_document(after)
+        document["sequence"] = before.sequence + 1
+        if before.sequence == 0:
+            try:
+                await self.ledgers.insert_one(document)
+            except DuplicateKeyError:
+                return False
+            return True
+        result = await self.ledgers.replace_one({"_id": document["_id"], "sequence": before.sequence}, document)
+        return result.matched_count == 1
+
+    async def all_ledgers(self) -> list[Ledger]:
+        return [ledger_from_document(doc) async for doc in self.ledgers.find({})]
+
+    # --- held requests ---------------------------------------------------------------------------------------
+
+    async def waiting(self, keys: Iterable[str]) -> dict[str, Held]:
+        """The held answers of these requests, where they are still waiting for a verdict."""
+        wanted = list(dict.fromkeys(keys))
+        if not wanted:
+            return {}
+        cursor = self.holds.find({"_id": {"$in": wanted}, "status": "WAITING"}, {"held": 1})
+        return {doc["_id"]: Held.model_validate_json(doc["held"]) async for doc in cursor}
+
+    async def held_request(self, key: str) -> bytes | None:
+        """The held request event as it came (its NIK in it), to send back to intake."""
+        doc = await self.holds.find_one({"_id": key}, {"request": 1})
+        if doc is None:
+            return None
+        return self._sealer.open(doc["request"], key.encode())
+
+    async def keep_held(self, decisions: Sequence[Decision], requests: dict[str, bytes]) -> None:
+        """Record held requests (with their event, sealed) and every verdict; safe to repeat."""
+        now = datetime.now(UTC).isoformat()
+        for decision in decisions:
+            outcome = decision.outcome
+            if isinstance(outcome, RequestHeld) and decision.verdict is None:
+                raw = requests.get(decision.key)
+                fields: Document = {
+                    "status": "WAITING",
+                    "held": outcome.data.model_dump_json(),
+                    "partner_id": outcome.data.partner_id,
+                    "region_code": outcome.data.budget.region_code,
+                    "budget": outcome.data.budget.key,
+                    "held_at": now,
+                }
+                if raw is not None:
+                    fields["request"] = self._sealer.seal(raw, decision.key.encode())
+                await self.holds.update_one({"_id": decision.key}, {"$setOnInsert": fields}, upsert=True)
+            elif isinstance(outcome, HoldDecidedEvent):
+                data = outcome.data
+                held_key = f"{data.held_partner_id}:{data.held_request_id}"
+                trail = {"decision": decision.key, "by": data.partner_id, "resolution": data.resolution.value}
+                await self.holds.update_one({"_id": held_key}, {"$addToSet": {"verdicts": _dumps(trail)}})
+            elif decision.verdict is not None and not isinstance(outcome, RequestHeld):
+                # Decided again on a verdict: registered, refused or rejected, the hold is over.
+                held_key = decision.key.split("#", 1)[0]
+                await self.holds.update_one(
+                    {"_id": held_key, "status": "WAITING"},
+                    {"$set": {"status": "CLOSED", "closed_by": decision.key, "closed_with": outcome.type}},
+                )
+
+    async def list_waiting(self, region_prefix: str | None = None) -> list[Held]:
+        query: Document = {"status": "WAITING"}
+        docs = [doc async for doc in self.holds.find(query, {"held": 1, "region_code": 1})]
+        return [
+            Held.model_validate_json(doc["held"])
+            for doc in docs
+            if region_prefix is None
+            or doc["region_code"] == region_prefix
+            or doc["region_code"].startswith(region_prefix + ".")
+        ]
