@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 # A ledger swap lost to another instance is tried again on the ledger as it now is; this many times at most,
 # then the batch fails and is retried whole (nothing is logged yet, so nothing is lost).
 SWAP_ATTEMPTS = 50
+# Seconds a new year's first decision waits for the year before to settle (a crashed instance's batch is
+# redelivered and settled within a session timeout).
+YEAR_OPENING_WAITS = 60
 
 
 def budget_of(decision: Decision) -> str | None:
@@ -105,7 +108,7 @@ class Budgeting:
     ) -> None:
         for _ in range(SWAP_ATTEMPTS):
             before = (await self.store.load([key]))[key]
-            ledger = before
+            ledger = await self._opened(before, ctx)
             admitted: dict[int, Decision] = {}
             for index in indexes:
                 decision = decisions[index]
@@ -141,11 +144,29 @@ class Budgeting:
         for _ in range(SWAP_ATTEMPTS):
             before = (await self.store.load([key]))[key]
             ledger = before
+            if not before.opened and before.sequence == 0:
+                return before  # nothing of this year was entered here (a replay): nothing to settle
             for request, kept_id, charge in items:
                 ledger = ledger.settle(request, kept_id, charge)
             if ledger == before or await self.store.swap(before, ledger):
                 return replace(ledger, sequence=before.sequence + (ledger != before))
         raise RuntimeError(f"budget {key}: the ledger kept changing under {SWAP_ATTEMPTS} attempts; batch retried")
+
+    async def _opened(self, ledger: Ledger, ctx: Context) -> Ledger:
+        """A ledger as its first decision of the year finds it: with the participations active when the year
+        began carried over. Only once the year has begun, and only once the year before has settled every
+        entry (settled means the participation is written), so the carry-over reads every participation the
+        year before reserved for."""
+        budget = ledger.budget
+        if ledger.opened or ctx.today.year < budget.fiscal_year:
+            return ledger
+        previous = budget.model_copy(update={"fiscal_year": budget.fiscal_year - 1}).key
+        for _ in range(YEAR_OPENING_WAITS):
+            last_year = (await self.store.load([previous]))[previous]
+            if not last_year.pending:
+                return ledger.carried_over(await self.store.carried(budget))
+            await asyncio.sleep(1)
+        raise RuntimeError(f"budget {budget.key}: {previous} still has pending entries; the batch is retried")
 
     def position(self, ledger: Ledger, ctx: Context) -> Keyed:
         event = BudgetPositionChanged(

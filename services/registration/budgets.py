@@ -12,16 +12,16 @@ or refuses it, registration sends it back to intake (`budgeting.py`) to be decid
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
 
-from services.registration.domain.budget import Charge
+from services.registration.domain.budget import Charge, reserved_now
 from services.registration.domain.ledger import Allocation, Entry, Ledger
-from services.registration.domain.participation import Forward, Verdict
+from services.registration.domain.participation import Forward, ParticipantRecord, Verdict
 from shared.events import BudgetKey, BudgetSource, Held, HoldDecidedEvent, HoldResolution, RequestHeld
 
 if TYPE_CHECKING:
@@ -125,6 +125,7 @@ def ledger_document(ledger: Ledger) -> Document:
         "by_month": _dumps(ledger.by_month),
         "holds": _dumps(ledger.holds),
         "allocations": _dumps([asdict(a) for a in ledger.allocations]),
+        "opened": ledger.opened,
         "pending": _dumps(
             {name: {"charge": charge_document(e.charge), "chain": list(e.chain)} for name, e in ledger.pending.items()}
         ),
@@ -149,6 +150,7 @@ def ledger_from_document(document: Document) -> Ledger:
         by_month=json.loads(document["by_month"]),
         holds=json.loads(document["holds"]),
         pending=pending,
+        opened=document.get("opened", False),
     )
 
 
@@ -160,6 +162,7 @@ class MongoBudgets:
         self._sealer = sealer
         self.ledgers = self._db["budgets"]
         self.holds = self._db["holds"]
+        self.participants = self._db["participants"]  # read only: what a new year carries over
 
     async def create_indexes(self) -> None:
         await self.holds.create_index([("status", ASCENDING), ("region_code", ASCENDING)])
@@ -186,6 +189,28 @@ class MongoBudgets:
             return True
         result = await self.ledgers.replace_one({"_id": document["_id"], "sequence": before.sequence}, document)
         return result.matched_count == 1
+
+    async def carried(self, budget: BudgetKey) -> Charge:
+        """What the participations active at the start of the budget's year, reserved in an earlier year on
+        the same region and source, need for all its twelve months (the rates each month: `reserved_now`)."""
+        year = budget.fiscal_year
+        charge = Charge(budget)
+        months: dict[str, int] = {}
+        workers = 0
+        cursor = self.participants.find(
+            {"budget": f"{budget.region_code}|{budget.funding_source.value}", "status": "ACTIVE"}, {"state": 1}
+        )
+        async for doc in cursor:
+            record = ParticipantRecord.model_validate_json(doc["state"])
+            if record.reserved is None or record.reserved.fiscal_year >= year:
+                continue  # reserved in this year already, by its own decision
+            now = reserved_now(record, year)
+            if now is None:
+                continue
+            workers += 1
+            for month, amount in now.by_month.items():
+                months[month] = months.get(month, 0) + amount
+        return replace(charge, amount=sum(months.values()), workers=workers, by_month=dict(sorted(months.items())))
 
     async def all_ledgers(self) -> list[Ledger]:
         return [ledger_from_document(doc) async for doc in self.ledgers.find({})]

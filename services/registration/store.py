@@ -62,6 +62,7 @@ def participant_document(record: ParticipantRecord) -> Document:
     """Scalars a reader or an index needs stay fields; the rest is one JSON string, because FerretDB converts
     every nested field on write (a nested participant costs about four times a flat one). The sealed NIK is
     added by the writer."""
+    reserved = record.reserved
     return {
         "_id": record.participant_id,
         "nik_hash": record.nik_hash,
@@ -69,6 +70,8 @@ def participant_document(record: ParticipantRecord) -> Document:
         "status": record.status.value,
         "segment": record.snapshot.segment.value,
         "region_code": record.snapshot.region_code,
+        # The budget that pays for it, without the year: what the new year's ledger carries over (budgets.py).
+        "budget": None if reserved is None else f"{reserved.region_code}|{reserved.funding_source.value}",
         "state": record.model_dump_json(exclude={"nik", "nik_sealed"}),
     }
 
@@ -167,6 +170,7 @@ class MongoRegistrationStore:
 
     async def create_indexes(self) -> None:
         await self.participants.create_index([("nik_hash", ASCENDING)])
+        await self.participants.create_index([("budget", ASCENDING), ("status", ASCENDING)])
         await self.history.create_index([("participant_id", ASCENDING), ("version", ASCENDING)])
 
     async def _by_ids(self, collection: Any, ids: Iterable[str]) -> list[Document]:

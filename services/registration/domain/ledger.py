@@ -70,6 +70,7 @@ class Ledger:
     by_month: Mapping[str, int] = field(default_factory=dict)
     holds: Mapping[str, int] = field(default_factory=dict)  # held request token -> what it would reserve
     pending: Mapping[str, Entry] = field(default_factory=dict)
+    opened: bool = False  # the participations active when the year began are carried over (`carried_over`)
 
     def allocation(self, today: date) -> Allocation | None:
         """The latest version in force today (a revision may be declared ahead of its effective date)."""
@@ -146,6 +147,10 @@ class Ledger:
 
     def declaration(self, declared_by: str, request_id: str) -> Allocation | None:
         return next((a for a in self.allocations if (a.declared_by, a.request_id) == (declared_by, request_id)), None)
+
+    def carried_over(self, carried: Charge) -> Self:
+        """The year opened: what the participations active when it began need for all twelve months."""
+        return replace(self.counted(carried), opened=True)
 
     def position(self, as_of: datetime, today: date) -> BudgetPosition:
         allocation = self.allocation(today)
