@@ -16,9 +16,11 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import CollectorRegistry
 from pymongo import AsyncMongoClient
 
+from services.reporting.budgets import BudgetHandler, BudgetLedger
 from services.reporting.dashboard import Dashboard
+from services.reporting.domain.budgets import CoverageCost
 from services.reporting.domain.coverage import CoveragePolicy, parse_targets
-from services.reporting.domain.figures import Figures
+from services.reporting.domain.figures import Budgets, Figures
 from services.reporting.handlers import KafkaPositions, OutcomeHandler, PartitionAssignments
 from services.reporting.http import RegionsApi
 from services.reporting.projection import Projection
@@ -46,6 +48,7 @@ def service_topics(settings: ReportingSettings) -> tuple[topics.Topic, ...]:
         dataclasses.replace(topics.ENROLLMENT_OUTCOMES, name=settings.outcomes_topic),
         dataclasses.replace(topics.REGION_AGGREGATES, name=settings.region_aggregates_topic),
         dataclasses.replace(topics.DEAD_LETTERS, name=settings.dead_letters_topic),
+        dataclasses.replace(topics.BUDGET_POSITIONS, name=settings.budget_topic),
     )
 
 
@@ -57,10 +60,12 @@ class Running:
     reporting: Reporting
     coverage: CoverageTargets
     publisher: SnapshotPublisher
+    budgets: BudgetLedger
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def figures(self, suppress_below: int) -> Figures:
-        return Figures(self.reporting.projection.model, self.coverage.policy, utc_now(), suppress_below)
+        model, budgets = self.reporting.projection.model, Budgets(self.budgets.book, self.budgets.cost)
+        return Figures(model, self.coverage.policy, utc_now(), suppress_below, budgets)
 
 
 async def start(
@@ -87,15 +92,23 @@ async def start(
     coverage = CoverageTargets(policy, store)
     await coverage.refresh()
     projection = Projection(store, settings.outcomes_topic, settings.dedupe_window, settings.commit_interval_seconds)
+    cost = CoverageCost(settings.vulnerable_share, settings.vulnerable_package_monthly)
+    budgets = BudgetLedger(store, cost, metrics)
+    await budgets.refresh()  # every budget stored so far, before the first figures are served
     send = snapshot_sender(broker, settings.region_aggregates_topic)
-    publisher = SnapshotPublisher(projection, coverage, send, suppress_below=settings.suppress_below)
-    return Running(mongo, Reporting(projection, positions, metrics), coverage, publisher)
+    publisher = SnapshotPublisher(projection, coverage, send, suppress_below=settings.suppress_below, budgets=budgets)
+    return Running(mongo, Reporting(projection, positions, metrics), coverage, publisher, budgets)
 
 
 def subscribe(
-    broker: KafkaBroker, settings: ReportingSettings, metrics: Metrics, reporting: Callable[[], Reporting | None]
+    broker: KafkaBroker,
+    settings: ReportingSettings,
+    metrics: Metrics,
+    reporting: Callable[[], Reporting | None],
+    budgets: Callable[[], BudgetLedger | None],
 ) -> KafkaPositions:
-    """The outcome subscriber (and what reporting publishes, for the AsyncAPI document); returns its positions.
+    """The outcome and budget subscribers (and what reporting publishes, for the AsyncAPI document); returns
+    the outcome subscriber's positions.
 
     `commit=False`: offsets are committed after each write of the state, and a failed batch is read again from
     the stored cursors, not from Kafka's committed offsets (service.py).
@@ -120,6 +133,17 @@ def subscribe(
         rewind=intake.rewind,
         listener=PartitionAssignments(projection, topic, lambda: subscriber.consumer),
     )
+    # A group of its own: a rebalance of one stream does not pause the other. Committed after each batch: a
+    # position is kept only if newer than the kept one, so a batch read twice changes nothing (budgets.py).
+    batch_subscriber(
+        broker,
+        Batches.of(settings, settings.budget_topic, group_id=f"{settings.group_id}-budgets"),
+        BudgetHandler(settings.max_message_bytes, budgets, broker, dead_letters).handle,
+        failures=metrics.failures,
+        title="budget positions",
+        description="Each APBD/APBDes budget's allocation, reservation and holds: kept per budget, shown with "
+        "the region's figures (spent to date, remaining, runway, the cost of full coverage).",
+    )
     broker.publisher(settings.region_aggregates_topic, title="region aggregates", schema=RegionAggregateUpdated)
     broker.publisher(settings.dead_letters_topic, title="dead letters", schema=DeadLetterRecorded)
     return KafkaPositions(topic, lambda: subscriber.consumer)
@@ -138,7 +162,13 @@ def create_app(settings: ReportingSettings | None = None) -> AsgiFastStream:
     )
     metrics = Metrics.register(registry)
     running: Running | None = None
-    positions = subscribe(broker, settings, metrics, lambda: running.reporting if running else None)
+    positions = subscribe(
+        broker,
+        settings,
+        metrics,
+        lambda: running.reporting if running else None,
+        lambda: running.budgets if running else None,
+    )
 
     @asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:

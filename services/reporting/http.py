@@ -6,6 +6,9 @@
     GET /rankings?scope=national|<prov>[&kind=kota|kabupaten][&level=province][&limit=50&offset=0]
                                            the barometer, a page at a time (`province=` is `scope=`)
     GET /regions.csv[?level=...]           every region with data, one flat row each
+    GET /budgets[?region=32.71&year=2027]  APBD/APBDes budgets: allocation, reserved, spent to date, remaining,
+                                           runway, the cost of full coverage (a region's own, not its children's)
+    GET /budgets.csv[?region=...&year=...] the same, one flat row per budget
 
 Errors carry a message in Bahasa Indonesia and in English. The shapes of the answers (JSON rows, CSV columns)
 are the API's and live here; the figures in them come from the domain.
@@ -24,6 +27,7 @@ from faststream.asgi import AsgiResponse
 
 from services.reporting.domain.counters import level_of
 from services.reporting.domain.figures import rank_provinces
+from shared.events.aggregates import FullCoverage
 from shared.regions import Level
 
 if TYPE_CHECKING:
@@ -33,6 +37,7 @@ if TYPE_CHECKING:
 
     from services.reporting.domain.figures import Figures, Ranked
     from shared.events import RegionAggregate
+    from shared.events.aggregates import BudgetFigures
     from shared.regions import Regions
 
 LEVELS: tuple[str, ...] = get_args(Level)
@@ -120,6 +125,25 @@ def csv_row(aggregate: RegionAggregate) -> dict[str, Any]:
 
 def to_csv(aggregates: Iterable[RegionAggregate]) -> str:
     rows = [csv_row(a) for a in aggregates]
+    out = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    return out.getvalue()
+
+
+def budget_csv_row(budget: BudgetFigures) -> dict[str, Any]:
+    """A budget as one flat row: the full-coverage figures prefixed `full_coverage_`, blanks for none."""
+    row = budget.model_dump(mode="json", exclude={"full_coverage"})
+    full = budget.full_coverage.model_dump(mode="json") if budget.full_coverage is not None else {}
+    for name in FullCoverage.model_fields:  # the same columns whether or not this budget has the figures
+        row[f"full_coverage_{name}"] = full.get(name)
+    return {key: "" if value is None else value for key, value in row.items()}
+
+
+def budgets_csv(budgets: Iterable[BudgetFigures]) -> str:
+    rows = [budget_csv_row(b) for b in budgets]
     out = io.StringIO()
     if rows:
         writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
@@ -233,7 +257,13 @@ class RegionsApi:
         self.figures = figures
 
     def routes(self) -> list[tuple[str, ASGIApp]]:
-        return [("/regions", self), ("/regions.csv", self), ("/rankings", self)]
+        return [
+            ("/regions", self),
+            ("/regions.csv", self),
+            ("/rankings", self),
+            ("/budgets", self),
+            ("/budgets.csv", self),
+        ]
 
     def with_fallback(self, fallback: ASGIApp) -> Callable[[Scope, Receive, Send], Coroutine[Any, Any, None]]:
         """`/regions/{code}...` for an app that only matches exact paths; anything else goes to `fallback`."""
@@ -261,14 +291,33 @@ class RegionsApi:
         figures = self.figures()
         if figures is None:
             return _error(503, "layanan belum siap", "not ready")
-        if path == "/regions":
-            return _json({"as_of": figures.as_of, "regions": [_summary(a) for a in self._with_data(figures, level)]})
-        if path == "/regions.csv":
-            body = to_csv(self._with_data(figures, level)).encode()
-            return AsgiResponse(body, 200, headers={"content-type": "text/csv; charset=utf-8"})
+        if path in {"/regions", "/regions.csv"}:
+            return self._regions(figures, level, csv=path.endswith(".csv"))
         if path == "/rankings":
             return self._rankings(figures, query)
+        if path in {"/budgets", "/budgets.csv"}:
+            return self._budgets(figures, query, csv=path.endswith(".csv"))
         return self._region(figures, path)
+
+    def _regions(self, figures: Figures, level: str | None, *, csv: bool) -> AsgiResponse:
+        if csv:
+            body = to_csv(self._with_data(figures, level)).encode()
+            return AsgiResponse(body, 200, headers={"content-type": "text/csv; charset=utf-8"})
+        return _json({"as_of": figures.as_of, "regions": [_summary(a) for a in self._with_data(figures, level)]})
+
+    def _budgets(self, figures: Figures, query: dict[str, str], *, csv: bool) -> AsgiResponse:
+        region = query.get("region")
+        if region is not None and not self._known(figures, region):
+            return _error(404, f"wilayah {region!r} tidak dikenal", f"unknown region {region!r}")
+        try:
+            year = _count(query, "year", 0, 2015, 2100) if "year" in query else None
+        except BadParameterError as error:
+            return _error(400, error.message_id, error.message_en)
+        budgets = figures.budget_list(region, year)
+        if csv:
+            body = budgets_csv(budgets).encode()
+            return AsgiResponse(body, 200, headers={"content-type": "text/csv; charset=utf-8"})
+        return _json({"as_of": figures.as_of, "budgets": [b.model_dump(mode="json") for b in budgets]})
 
     def _region(self, figures: Figures, path: str) -> AsgiResponse:
         code, _, rest = path.removeprefix(PREFIX).partition("/")
@@ -289,7 +338,7 @@ class RegionsApi:
 
     @staticmethod
     def _known(figures: Figures, code: str) -> bool:
-        return code in figures.policy.regions or code in figures.model.codes()
+        return code in figures.policy.regions or code in figures.model.codes() or code in figures.with_budgets()
 
     @staticmethod
     def _with_data(figures: Figures, level: str | None) -> list[RegionAggregate]:

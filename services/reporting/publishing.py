@@ -1,7 +1,7 @@
 """Publishing snapshots to the compacted region-aggregates topic: on change, coalesced.
 
-Every interval the publisher takes the regions whose counters changed since the last round (plus regencies/
-cities whose rank moved, and everything when the WIB date or the coverage targets changed), builds their
+Every interval the publisher takes the regions whose counters or budgets changed since the last round (plus
+regencies/cities whose rank moved, and everything when the WIB date or the coverage targets changed), builds their
 snapshots and publishes those that differ from what it published last. A region changed by 10,000 events
 in one second is therefore published once. Snapshots are keyed by region code, so compaction keeps the latest.
 """
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from services.reporting.domain.counters import business_date
-from services.reporting.domain.figures import Figures
+from services.reporting.domain.figures import Budgets, Figures
 from shared.events import RegionAggregate, RegionAggregateUpdated
 from shared.messaging import Keyed, publish_all
 
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
     from faststream.kafka import KafkaBroker
 
+    from services.reporting.budgets import BudgetLedger
     from services.reporting.domain.coverage import CoveragePolicy, TargetStore
     from services.reporting.projection import Projection
 
@@ -69,7 +70,7 @@ def snapshot_sender(broker: KafkaBroker, topic: str) -> Callable[[Sequence[Regio
 
 
 class SnapshotPublisher:
-    def __init__(
+    def __init__(  # noqa: PLR0913 - the options after `*` are keyword-only with defaults
         self,
         projection: Projection,
         coverage: CoverageTargets,
@@ -77,8 +78,10 @@ class SnapshotPublisher:
         *,
         suppress_below: int = 0,
         clock: Callable[[], datetime] = utc_now,
+        budgets: BudgetLedger | None = None,
     ) -> None:
         self.projection = projection
+        self.budgets = budgets
         self.coverage = coverage
         self.send = send
         self.suppress_below = suppress_below
@@ -93,16 +96,20 @@ class SnapshotPublisher:
     async def flush(self) -> int:
         """Publish every region whose figures differ from what was last published; returns how many."""
         model = self.projection.model
+        book = self.budgets.book if self.budgets is not None else None
         if not self.projection.is_leader:
             model.take_dirty()
+            if book is not None:
+                book.take_dirty()
             self._leading = False
             return 0
         now = self.clock()
         policy = self.coverage.policy
-        figures = Figures(model, policy, now, self.suppress_below)
+        budgets = Budgets(book, self.budgets.cost) if self.budgets is not None and book is not None else None
+        figures = Figures(model, policy, now, self.suppress_below, budgets)
         day = business_date(now)
-        with_data = model.codes()
-        candidates = model.take_dirty()
+        with_data = model.codes() | figures.with_budgets()
+        candidates = model.take_dirty() | (book.take_dirty() if book is not None else set())
         if not self._leading:
             self._published.clear()  # another instance may have published meanwhile
         if not self._leading or day != self._day or policy is not self._policy:
@@ -134,6 +141,8 @@ class SnapshotPublisher:
                     await self.coverage.refresh()
                     targets_read = time.monotonic()
                 await self.projection.refresh()
+                if self.budgets is not None:
+                    await self.budgets.refresh()
                 published = await self.flush()
             except Exception:
                 log.exception("publishing snapshots failed; trying again next round")

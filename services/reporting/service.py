@@ -45,6 +45,8 @@ class Metrics:
     applied: Counter
     duplicates: Counter
     failures: Counter
+    budget_positions: Counter
+    budget_positions_stale: Counter
 
     @classmethod
     def register(cls, registry: CollectorRegistry) -> Metrics:
@@ -52,6 +54,12 @@ class Metrics:
             Counter("reporting_outcomes_applied", "outcome events counted", registry=registry),
             Counter("reporting_outcomes_duplicate", "outcome events seen before (same event id)", registry=registry),
             Counter("reporting_batch_failures", "batches that failed and were read again", registry=registry),
+            Counter("reporting_budget_positions_applied", "budget positions kept (newest so far)", registry=registry),
+            Counter(
+                "reporting_budget_positions_stale",
+                "budget positions ignored: a newer or equal sequence is kept (redelivered, late)",
+                registry=registry,
+            ),
         )
 
 

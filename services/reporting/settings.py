@@ -23,6 +23,7 @@ class ReportingSettings(ServiceSettings):
     group_id: str = "lindungi-reporting"
     outcomes_topic: str = topics.ENROLLMENT_OUTCOMES.name
     region_aggregates_topic: str = topics.REGION_AGGREGATES.name
+    budget_topic: str = topics.BUDGET_POSITIONS.name
 
     batch_max_records: int = Field(default=2000, ge=1, le=50_000, description="records per consumed batch")
     batch_timeout_ms: int = Field(default=200, ge=1, description="how long a batch waits to fill")
@@ -54,6 +55,18 @@ class ReportingSettings(ServiceSettings):
     )
     targets_file: Path | None = Field(
         default=None, description="CSV of official workforce figures and targets, loaded at start-up"
+    )
+
+    # The cost of full coverage (docs/reporting.md, "Budgets"): the coverage denominator x this share, times the
+    # standard package. 0.5917: BPS, Keadaan Ketenagakerjaan Indonesia Februari 2024 (Sakernas): 84.13 million
+    # of the employed, 59.17%, work in informal activities; informal workers are the vulnerable workers a region
+    # enrolls as BPU. A region that counts its vulnerable workers itself sets its own share or loads a workforce.
+    vulnerable_share: float = Field(
+        default=0.5917, gt=0, le=1, description="share of the workforce taken as vulnerable (informal) workers"
+    )
+    # BPU on the minimum declared income of Rp1,000,000: JKK 1% = Rp10,000 + JKM Rp6,800 (shared DOMAIN.md).
+    vulnerable_package_monthly: int = Field(
+        default=16_800, ge=0, description="Rupiah per vulnerable worker per month (JKK + JKM)"
     )
 
     suppress_below: int = Field(

@@ -9,6 +9,8 @@ Collections:
 - `partition_cursors`, one per (topic, partition): `{next_offset, recent}` where `recent` packs the dedupe
   window (8-byte digests, oldest first).
 - `targets`, one per region with official figures loaded by an operator.
+- `budgets`, one per budget (`_id` = `32.71|2027|APBD`): `{sequence, position, samples: [{at, reserved}]}`,
+  the latest position registration published and the samples of its reservation (domain/budgets.py).
 
 Every write is conditional on the offset that was read (compare-and-set), so a consumer that lost its
 partition in a rebalance without noticing cannot overwrite the new owner's work: it gets ConcurrentWriteError.
@@ -27,8 +29,10 @@ from urllib.parse import unquote
 from pymongo import ASCENDING, InsertOne, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from services.reporting.domain.budgets import BudgetRecord, Sample
 from services.reporting.domain.coverage import Target
 from services.reporting.domain.partitions import Chunk, ConcurrentWriteError, PartitionState, RecentEvents
+from shared.events import BudgetPosition
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -113,6 +117,7 @@ class MongoReportingStore:
         self.chunk_docs: AsyncCollection[Document] = db["partition_chunks"]
         self.cursor_docs: AsyncCollection[Document] = db["partition_cursors"]
         self.target_docs: AsyncCollection[Document] = db["targets"]
+        self.budget_docs: AsyncCollection[Document] = db["budgets"]
 
     async def create_indexes(self) -> None:
         await self.chunk_docs.create_index([("topic", ASCENDING), ("partition", ASCENDING)])
@@ -243,3 +248,42 @@ class MongoReportingStore:
         if replace:
             await self.target_docs.delete_many({"_id": {"$nin": [t.region_code for t in rows]}})
         return len(rows)
+
+    # --- budgets --------------------------------------------------------------------------------------------
+
+    async def save_budget(self, record: BudgetRecord) -> bool:
+        """Store a budget's record unless a position as new or newer is stored (another instance's, or this
+        one's before a redelivery): compare-and-set on the sequence. Returns whether it was stored."""
+        position = record.position
+        fields = {
+            "region_code": position.region_code,
+            "fiscal_year": position.fiscal_year,
+            "funding_source": position.funding_source.value,
+            "sequence": position.sequence,
+            "position": position.model_dump(mode="json"),
+            "samples": [{"at": s.at, "reserved": s.reserved} for s in record.samples],
+            "updated_at": datetime.now(UTC),
+        }
+        result = await self.budget_docs.update_one(
+            {"_id": record.key, "sequence": {"$lt": position.sequence}}, {"$set": fields}
+        )
+        if result.matched_count == 1:
+            return True
+        try:
+            await self.budget_docs.insert_one({"_id": record.key, **fields})
+        except DuplicateKeyError:
+            return False  # stored already with this sequence or a later one
+        return True
+
+    async def budget_sequences(self) -> dict[str, int]:
+        return {doc["_id"]: int(doc["sequence"]) async for doc in self.budget_docs.find({}, {"sequence": 1})}
+
+    async def load_budgets(self, keys: Iterable[str] | None = None) -> list[BudgetRecord]:
+        query: Document = {} if keys is None else {"_id": {"$in": list(keys)}}
+        return [
+            BudgetRecord(
+                BudgetPosition.model_validate(doc["position"]),
+                tuple(Sample(s["at"], int(s["reserved"])) for s in doc.get("samples", ())),
+            )
+            async for doc in self.budget_docs.find(query)
+        ]

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from shared.events.budget import BudgetKey
 from shared.events.envelope import CloudEvent, Frozen
 
 
@@ -19,6 +20,49 @@ class Coverage(Frozen):
 
 
 Figure = int | str  # a count, or `<k` when small-cell suppression hides a count below k
+
+
+class FullCoverage(Frozen):
+    """What covering every vulnerable worker of the budget's region would cost, with the standard BPU package."""
+
+    estimated_workers: int = Field(ge=0, description="the region's workforce x the vulnerable (informal) share")
+    workforce: int = Field(ge=0, description="the coverage denominator the estimate starts from")
+    workforce_source: Literal["estimate", "official"]
+    vulnerable_share: float = Field(gt=0, le=1, description="share of the workforce taken as vulnerable workers")
+    package_monthly: int = Field(ge=0, description="Rupiah per worker per month (BPU: JKK Rp10,000 + JKM Rp6,800)")
+    months_remaining: int = Field(ge=0, le=12, description="months of the fiscal year from the current WIB month")
+    cost_remaining_months: int = Field(ge=0, description="every estimated worker for the remaining months")
+    cost_next_fiscal_year: int = Field(ge=0, description="every estimated worker for the 12 months of the next year")
+    uncovered_workers: int = Field(ge=0, description="estimated workers less the workers already reserved")
+    gap_remaining_months: int = Field(ge=0, description="the uncovered workers for the remaining months")
+    gap_next_fiscal_year: int = Field(ge=0, description="the uncovered workers for the next fiscal year")
+
+
+class BudgetFigures(BudgetKey):
+    """One budget of the region (an APBD or APBDes allocation for one fiscal year) as reporting sees it."""
+
+    sequence: int = Field(ge=1, description="the budget position reflected (registration's sequence)")
+    position_as_of: datetime
+    allocation: int | None = Field(description="Rupiah the DPRD approved (latest version); None before any")
+    allocation_version: int = Field(ge=0)
+    worker_cap: int | None = None
+    dprd_decision: str | None = None
+    reserved: int = Field(description="Rupiah reserved to the end of the fiscal year")
+    workers: int = Field(description="workers whose contributions are reserved")
+    spent_to_date: int = Field(description="the reservation of the months up to and including the current WIB month")
+    remaining: int | None = Field(description="allocation - reserved: negative after a downward revision")
+    reserved_ratio: float | None = Field(default=None, description="reserved / allocation, 6 decimals")
+    monthly_reservation_rate: int | None = Field(
+        default=None, description="Rupiah per month by which `reserved` grew over the trailing 30 days"
+    )
+    runway_months: float | None = Field(
+        default=None, description="remaining / monthly_reservation_rate, 1 decimal; None without growth"
+    )
+    holds_waiting: int = Field(ge=0)
+    holds_waiting_amount: int = Field(ge=0)
+    full_coverage: FullCoverage | None = Field(
+        default=None, description="none where the region has no workforce figure (a kecamatan without one)"
+    )
 
 
 class RegionAggregate(Frozen):
@@ -42,6 +86,10 @@ class RegionAggregate(Frozen):
     enrollments: dict[str, Figure] = Field(description="today, this_month, total")
     terminations: dict[str, Figure]
     reactivations: dict[str, Figure]
+    holds: dict[str, Figure] = Field(
+        default_factory=dict,
+        description="enrollments held because the budget was exhausted (not enrollments): today, this_month, total",
+    )
     migrations: dict[str, Figure] = Field(
         default_factory=dict,
         description="existing participations moved from another system (not new enrollments): today, this_month, total",
@@ -67,6 +115,9 @@ class RegionAggregate(Frozen):
     coverage: Coverage | None = None
     rank_in_province: int | None = Field(default=None, description="regencies/cities only: 1 = highest coverage")
     rank_national: int | None = None
+    budgets: list[BudgetFigures] = Field(
+        default_factory=list, description="the region's own APBD/APBDes budgets, by fiscal year and source"
+    )
 
 
 class RegionAggregateUpdated(CloudEvent[RegionAggregate]):

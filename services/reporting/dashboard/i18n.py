@@ -76,12 +76,14 @@ FLOWS = {
         "terminations": "kepesertaan berakhir",
         "reactivations": "aktif kembali",
         "migrations": "dipindahkan dari sistem lain",
+        "holds": "ditahan: anggaran habis",
     },
     "en": {
         "enrollments": "registrations",
         "terminations": "terminations",
         "reactivations": "reactivations",
         "migrations": "moved from another system",
+        "holds": "held: budget exhausted",
     },
 }
 
@@ -225,6 +227,40 @@ TEXT: dict[str, tuple[str, str]] = {
     "rejections_by_partner": ("Menurut mitra pengirim", "By sending partner"),
     "rejections_note": ("Satu penolakan dihitung sekali untuk setiap alasannya.",
                         "A rejection counts once under each of its reasons."),
+    "section_budgets": ("Anggaran APBD/APBDes", "APBD/APBDes budgets"),
+    "budget_position": ("Alokasi, dicadangkan dan terpakai", "Allocation, reserved and spent"),
+    "budget_note": (("Dicadangkan: iuran sampai akhir tahun anggaran bagi pekerja yang diterima. Terpakai: bagian "
+                     "bulan-bulan sampai bulan ini. Sisa bertahan: sisa ÷ laju pencadangan per bulan 30 hari "
+                     "terakhir."),
+                    ("Reserved: contributions to the end of the fiscal year for the workers accepted. Spent: the "
+                     "months up to this one. Runway: remaining ÷ the monthly rate of reservation over the last "
+                     "30 days.")),
+    "budget_full_coverage": ("Biaya cakupan penuh pekerja rentan", "Cost of covering every vulnerable worker"),
+    "full_coverage_note": (("Perkiraan: {workforce} angkatan kerja × {share} pekerja informal (BPS Sakernas "
+                            "Februari 2024) × {package} per bulan (JKK + JKM, BPU Rp1.000.000)."),
+                           ("Estimate: a workforce of {workforce} × {share} informal workers (BPS Sakernas, "
+                            "February 2024) × {package} a month (JKK + JKM, BPU on Rp1,000,000).")),
+    "full_coverage_none": ("Tanpa angkatan kerja wilayah ini, biaya cakupan penuh tidak dapat diperkirakan.",
+                           "Without a workforce figure for this region, full coverage cannot be estimated."),
+    "runway_months": ("{months} bulan", "{months} months"),
+    "runway_none": ("– (tanpa pertambahan)", "– (no growth)"),
+    "col_budget": ("Anggaran", "Budget"),
+    "col_allocation": ("Alokasi", "Allocation"),
+    "col_reserved": ("Dicadangkan", "Reserved"),
+    "col_spent": ("Terpakai s.d. bulan ini", "Spent to date"),
+    "col_remaining": ("Sisa", "Remaining"),
+    "col_reserved_share": ("Bagian dicadangkan", "Share reserved"),
+    "col_workers": ("Pekerja dicadangkan", "Workers reserved"),
+    "col_rate": ("Laju per bulan", "Rate a month"),
+    "col_runway": ("Sisa bertahan", "Runway"),
+    "col_holds": ("Permohonan ditahan", "Requests held"),
+    "col_estimated": ("Perkiraan pekerja rentan", "Estimated vulnerable workers"),
+    "col_uncovered": ("Belum tercakup", "Not yet covered"),
+    "col_months_left": ("Sisa bulan", "Months left"),
+    "col_cost_remaining": ("Biaya sisa tahun", "Cost, rest of the year"),
+    "col_gap_remaining": ("Kekurangan sisa tahun", "Gap, rest of the year"),
+    "col_cost_next": ("Biaya tahun berikutnya", "Cost, next fiscal year"),
+    "col_gap_next": ("Kekurangan tahun berikutnya", "Gap, next fiscal year"),
     "col_region": ("Wilayah", "Region"),
     "col_position": ("No.", "No."),
     "col_rank_national": ("Peringkat nasional", "National rank"),
@@ -247,6 +283,7 @@ TEXT: dict[str, tuple[str, str]] = {
                         "Counts from 1 to {k_less} are shown as <{k} (small-cell protection)."),
     "download_csv": ("Unduh CSV tampilan ini", "Download this view as CSV"),
     "api": ("API JSON", "JSON API"),
+    "download_budgets": ("Unduh CSV anggaran", "Download the budgets as CSV"),
     "sources": ("Sumber", "Sources"),
     "source_regions": ("Kode wilayah dan penduduk: Kemendagri/Dukcapil melalui cahyadsn/wilayah (MIT).",
                        "Region codes and population: Kemendagri/Dukcapil via cahyadsn/wilayah (MIT)."),

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from services.reporting.dashboard import tables
+from services.reporting.dashboard.budget_tables import budget_tables
 from services.reporting.dashboard.i18n import LEVELS, POPULATION_SOURCE, WIB
 from services.reporting.domain.counters import level_of, lineage
 from services.reporting.domain.figures import rank_provinces
@@ -60,12 +61,13 @@ def version(figures: Figures) -> str:
     """What the figures depend on besides the clock: equal versions, equal pages (the live poll's check).
 
     The offsets move with every write that reaches the read model; the WIB date turns `today`; the official
-    figures change when an operator loads others.
+    figures change when an operator loads others; a budget's sequence moves with each of its positions.
     """
     offsets = ",".join(f"{key}={value}" for key, value in sorted(figures.model.offsets.items()))
     today = figures.as_of.astimezone(WIB).date().isoformat()
     targets = hash(frozenset(figures.policy.targets.items()))
-    return f"{today}|{targets:x}|{figures.suppress_below}|{offsets}"
+    budgets = hash(frozenset(figures.budgets.book.sequences().items())) if figures.budgets is not None else 0
+    return f"{today}|{targets:x}|{budgets:x}|{figures.suppress_below}|{offsets}"
 
 
 def page(figures: Figures, code: str, w: Words) -> Page:
@@ -169,6 +171,10 @@ def _sections(w: Words, figures: Figures, a: RegionAggregate, provinces: list[Ra
     if level == "regency/city":
         first.append(Section("children", w("section_children"), (tables.kecamatan(w, figures, code),)))
     barometer += [tables.barometer_provinces(w, provinces, code, k), kota]
+    # A region's own budgets, where it has any: first after the map or the kecamatan, as the finance office
+    # and Bappeda look for them.
+    if a.budgets:
+        first.append(Section("budgets", w("section_budgets"), budget_tables(w, a.budgets)))
     return (
         *first,
         Section("barometer", w("section_barometer"), tuple(barometer)),

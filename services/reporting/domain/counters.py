@@ -22,6 +22,7 @@ from shared.events import (
     ParticipantStatus,
     ParticipantTerminated,
     ParticipantUpdated,
+    RequestHeld,
     RequestRejected,
 )
 from shared.regions import NATIONAL_CODE, Level
@@ -35,8 +36,10 @@ WIB = ZoneInfo("Asia/Jakarta")  # "today" and "this month" are dates in Indonesi
 
 Counters = dict[str, int]
 # A migration (an existing participation moved from another system) is its own flow: counting it as an
-# enrollment would show a region's data transfer as a surge of newly protected workers.
-Flow = Literal["enrollments", "terminations", "reactivations", "migrations"]
+# enrollment would show a region's data transfer as a surge of newly protected workers. A hold (an enrollment
+# the budget could not carry, waiting for a second principal) is a flow of requests, not of participants: the
+# enrollment is counted if and when it is approved.
+Flow = Literal["enrollments", "terminations", "reactivations", "migrations", "holds"]
 FLOWS: tuple[Flow, ...] = get_args(Flow)
 
 ACTIVE = "active"
@@ -159,7 +162,7 @@ def _moved(previous: Participant, current: Participant) -> dict[str, Counters]:
 
 def effects(event: Outcome) -> dict[str, Counters]:
     """The additive change an outcome makes at each leaf. Leaves left unchanged are left out."""
-    changes: dict[str, Counters]
+    changes: dict[str, Counters] = {}
     flow: tuple[Flow, Participant] | None = None
     match event:
         case ParticipantRegistered(data=data):
@@ -176,6 +179,19 @@ def effects(event: Outcome) -> dict[str, Counters]:
             for code in {reason.code for reason in data.reasons}:
                 counters[f"{REJECTION_REASON}/{code}"] = 1
             changes = {data.region_code or NATIONAL_CODE: counters}
+        case RequestHeld(data=data):
+            day = business_date(event.time)
+            changes = {
+                data.region_code: {
+                    flow_key("holds"): 1,
+                    flow_key("holds", day_period(day)): 1,
+                    flow_key("holds", month_period(day)): 1,
+                }
+            }
+        case _:
+            # A verdict on a held request counts nothing itself: the request's own outcome follows
+            # (registered after an approval, rejected with HOLD_REFUSED after a refusal).
+            pass
     if flow is not None:
         # A flow is counted where the participation is after the change, on the event's WIB date.
         kind, participant = flow

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from services.reporting.domain.budgets import budget_figures
 from services.reporting.domain.counters import (
     ACTIVE,
     AGE,
@@ -41,12 +42,14 @@ from shared.events import (
     Segment,
     Sex,
 )
+from shared.events.aggregates import BudgetFigures
 from shared.regions import NATIONAL_CODE, Level
 
 if TYPE_CHECKING:
     from datetime import datetime
     from enum import StrEnum
 
+    from services.reporting.domain.budgets import BudgetBook, CoverageCost
     from services.reporting.domain.coverage import CoveragePolicy
     from services.reporting.domain.read_model import ReadModel
 
@@ -142,6 +145,14 @@ def suppress(value: int, below: int) -> Figure:
 
 
 @dataclass(frozen=True)
+class Budgets:
+    """The budgets' latest positions and the assumptions behind the cost of full coverage."""
+
+    book: BudgetBook
+    cost: CoverageCost
+
+
+@dataclass(frozen=True)
 class Figures:
     """The read model at one instant, as downstream consumers see it (topic and HTTP API alike)."""
 
@@ -149,6 +160,7 @@ class Figures:
     policy: CoveragePolicy
     as_of: datetime
     suppress_below: int = 0
+    budgets: Budgets | None = None
     ranks: dict[str, Ranked] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -156,7 +168,24 @@ class Figures:
 
     def region(self, code: str) -> RegionAggregate:
         counters, coverage, rank = self._inputs(code)
-        return self._aggregate(code, counters, coverage, rank)
+        return self._aggregate(code, counters, coverage, rank, self.budgets_of(code))
+
+    def budgets_of(self, code: str) -> list[BudgetFigures]:
+        """The region's own budgets (a budget is shown at its region only, never summed into a parent's)."""
+        if self.budgets is None:
+            return []
+        book, cost = self.budgets.book, self.budgets.cost
+        return [budget_figures(r, self.policy, cost, self.as_of) for r in book.of_region(code)]
+
+    def budget_list(self, region: str | None = None, fiscal_year: int | None = None) -> list[BudgetFigures]:
+        """Every budget, or one region's, or one fiscal year's, by region, year and source."""
+        if self.budgets is None:
+            return []
+        book, cost = self.budgets.book, self.budgets.cost
+        return [budget_figures(r, self.policy, cost, self.as_of) for r in book.matching(region, fiscal_year)]
+
+    def with_budgets(self) -> set[str]:
+        return self.budgets.book.regions() if self.budgets is not None else set()
 
     def fingerprint(self, code: str) -> tuple[Any, ...]:
         """What a region's published figures depend on besides `as_of` and the offsets: equal fingerprints
@@ -167,6 +196,8 @@ class Figures:
             coverage,
             (rank.rank_in_province, rank.rank_national) if rank else None,
             tuple(sorted(counters.items())),
+            # A budget's figures change with its position (sequence) and the WIB date (above) only.
+            tuple((r.key, r.position.sequence) for r in self.budgets.book.of_region(code)) if self.budgets else (),
         )
 
     def _inputs(self, code: str) -> tuple[Counters, Coverage | None, Ranked | None]:
@@ -195,7 +226,12 @@ class Figures:
         return sorted(rows, key=lambda r: getattr(r, order))
 
     def _aggregate(
-        self, code: str, counters: Counters, coverage: Coverage | None, rank: Ranked | None
+        self,
+        code: str,
+        counters: Counters,
+        coverage: Coverage | None,
+        rank: Ranked | None,
+        budgets: list[BudgetFigures] | None = None,
     ) -> RegionAggregate:
         k = self.suppress_below
 
@@ -237,6 +273,7 @@ class Figures:
             terminations=flows["terminations"],
             reactivations=flows["reactivations"],
             migrations=flows["migrations"],
+            holds=flows["holds"],
             by_segment=breakdown(SEGMENT, Segment),
             by_category=breakdown(CATEGORY, Category),
             by_program=breakdown(PROGRAM, Program),
@@ -253,6 +290,7 @@ class Figures:
             coverage=coverage,
             rank_in_province=rank.rank_in_province if rank else None,
             rank_national=rank.rank_national if rank else None,
+            budgets=budgets or [],
         )
 
 

@@ -76,6 +76,7 @@ def reporting_env(service_env: dict[str, str], unique: str, targets: Path | None
         "REPORTING_OUTCOMES_TOPIC": f"outcomes.{unique}",
         "REPORTING_REGION_AGGREGATES_TOPIC": f"aggregates.{unique}",
         "REPORTING_DEAD_LETTERS_TOPIC": f"deadletters.{unique}",
+        "REPORTING_BUDGET_TOPIC": f"budget.{unique}",
         "REPORTING_GROUP_ID": f"reporting-{unique}",
         "REPORTING_MONGODB_DATABASE": f"reporting_{unique}",
         "REPORTING_PUBLISH_INTERVAL_SECONDS": "0.3",

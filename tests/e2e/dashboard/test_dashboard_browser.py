@@ -10,12 +10,15 @@ recorded): it must work with no internet. Waits are Playwright's (a bound, not a
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from playwright.async_api import Browser, Page, expect
 from pymongo import AsyncMongoClient
 
+from services.reporting.domain.counters import WIB
+from shared import events as ev
 from tests.e2e.dashboard.browser import chromium, offline_context, registrations, reporting_env, start_reporting
 from tests.support import publish_events
 
@@ -184,3 +187,43 @@ async def test_the_service_down_shows_a_banner_and_keeps_the_last_figures(
     await service.wait_ready()
     await expect(banner).to_be_hidden()
     await expect(page.locator("#hl-active")).to_have_text("7")
+
+
+async def test_a_budget_position_shows_the_budget_panel_with_its_chart_and_runway(
+    service: ServiceProcess, page: Page
+) -> None:
+    await open_region(page, service, BOGOR)
+    await expect(page.locator("#budgets")).to_have_count(0)  # no budget declared yet: no panel
+    now = datetime.now(UTC).replace(microsecond=0)
+    key = ev.BudgetKey(region_code=BOGOR, fiscal_year=now.astimezone(WIB).year, funding_source=ev.BudgetSource.APBD)
+
+    def changed(sequence: int, at: datetime, reserved: int, workers: int) -> tuple[str, ev.CloudEvent[Any]]:
+        position = ev.BudgetPosition(
+            **key.model_dump(),
+            sequence=sequence,
+            as_of=at,
+            allocation=100_000_000,
+            allocation_version=1,
+            dprd_decision="Perda Kota Bogor 5/2025",
+            reserved=reserved,
+            workers=workers,
+            by_month={},
+            holds_waiting=0,
+            holds_waiting_amount=0,
+        )
+        return key.key, ev.BudgetPositionChanged(source="lindungi/registration", data=position)
+
+    await publish_events(
+        service.env["LINDUNGI_KAFKA_BOOTSTRAP_SERVERS"],
+        service.env["REPORTING_BUDGET_TOPIC"],
+        [changed(1, now - timedelta(days=20), 0, 0), changed(2, now, 20_000_000, 3)],
+    )
+    # Shown without a reload: a budget's position moves the page's version.
+    row = page.locator("#t-budget-position tbody tr").first
+    await expect(row).to_contain_text("Rp100.000.000")  # allocation
+    await expect(row).to_contain_text("Rp80.000.000")  # remaining
+    await expect(row).to_contain_text("2,6 bulan")  # 80,000,000 / (20,000,000 in 20 days, per 30.44-day month)
+    await expect(page.locator("#panel-budget-position .chart svg").first).to_be_visible()
+    # Full coverage from the official workforce of 1.000: round(1.000 x 0,5917) = 592 vulnerable workers.
+    await expect(page.locator("#t-budget-full-coverage tbody tr").first).to_contain_text("592")
+    await expect(page.locator("#panel-budget-full-coverage")).to_contain_text("Sakernas")

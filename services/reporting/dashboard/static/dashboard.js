@@ -69,7 +69,8 @@
     });
   }
 
-  function flows(rows, series, width) {
+  // Grouped bars: one group per row, one bar per series (flows by period; a budget's allocation, reserved, spent).
+  function flows(rows, series, width, unit) {
     const data = rows.flatMap((r) => series.map((name, i) => ({ period: r.label, series: name, value: r.values[i], text: r.texts[i] })));
     return Plot.plot({
       width,
@@ -77,7 +78,7 @@
       marginBottom: 40,
       fx: { domain: rows.map((r) => r.label), label: null },
       x: { axis: null, domain: series },
-      y: { grid: true, nice: true, label: null, tickFormat: axisFormats.count },
+      y: { grid: true, nice: true, label: null, tickFormat: axisFormats[unit] || axisFormats.count },
       color: { legend: true, domain: series, range: SERIES },
       marks: [
         Plot.barY(data.filter((d) => d.value !== null), { fx: "period", x: "series", y: "value", fill: "series", title: (d) => `${d.period}, ${d.series}: ${d.text}` }),
@@ -128,7 +129,7 @@
     const kind = element.dataset.chart;
     const chart =
       kind === "map" ? await map(rows, unit, series, width, element)
-        : kind === "flows" ? flows(rows, series, width)
+        : kind === "flows" ? flows(rows, series, width, unit)
         : bars(rows, unit, width);
     // The table after the chart carries the same links: keyboard users go there, not through every shape.
     chart.querySelectorAll("a").forEach((a) => a.setAttribute("tabindex", "-1"));

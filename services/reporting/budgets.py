@@ -1,0 +1,117 @@
+"""The budget topic's side of reporting: positions decoded (what is not a budget event dead-lettered), the
+newest kept per budget in reporting's own store, and the positions other instances stored read back.
+
+A second stream beside the outcomes, read by a consumer group of its own (`<group>-budgets`) so a rebalance
+of one does not pause the other. Unlike the outcomes it is small (one record per budget change, a few
+thousand budgets) and idempotent by nature (the highest `sequence` per budget wins), so it commits after each
+batch like the other services do, and every instance keeps every budget in memory for its figures.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+import structlog
+from pydantic import ValidationError
+
+from services.reporting.domain.budgets import BudgetBook, BudgetRecord, CoverageCost
+from services.reporting.handlers import Unreadable
+from shared.events import BudgetPositionChanged, budget_event_adapter
+from shared.messaging import describe, publish_all
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
+    from aiokafka import ConsumerRecord
+    from faststream.kafka import KafkaBroker
+
+    from services.reporting.service import Metrics
+    from shared.consumer import Records
+    from shared.events import BudgetEvent, BudgetPosition, DeadLetterRecorded
+    from shared.messaging import DeadLetters
+
+log = structlog.get_logger("reporting")
+
+
+class BudgetStore(Protocol):
+    async def save_budget(self, record: BudgetRecord) -> bool: ...
+
+    async def budget_sequences(self) -> dict[str, int]: ...
+
+    async def load_budgets(self, keys: Iterable[str] | None = None) -> list[BudgetRecord]: ...
+
+
+@dataclass
+class BudgetLedger:
+    """Every budget's latest record: in memory for the figures, in the store for a restart and the other
+    instances."""
+
+    store: BudgetStore
+    cost: CoverageCost
+    metrics: Metrics
+    book: BudgetBook = field(default_factory=BudgetBook)
+
+    async def record(self, positions: Iterable[BudgetPosition]) -> None:
+        """Keep each position newer than the kept one; stored first, so what is shown is what is stored."""
+        for position in positions:  # in the partition's order: a budget's positions follow one another
+            record = self.book.apply(position)
+            if record is None:
+                self.metrics.budget_positions_stale.inc()
+                continue
+            if await self.store.save_budget(record):
+                self.book.keep(record)
+                self.metrics.budget_positions.inc()
+            else:  # another instance stored a newer one meanwhile (a rebalance): take that one
+                self.metrics.budget_positions_stale.inc()
+                await self._read([record.key])
+
+    async def refresh(self) -> None:
+        """Read back the budgets whose stored sequence is ahead of memory (another instance consumed them)."""
+        stored = await self.store.budget_sequences()
+        kept = self.book.sequences()
+        await self._read(key for key, sequence in stored.items() if sequence > kept.get(key, 0))
+
+    async def _read(self, keys: Iterable[str]) -> None:
+        wanted = list(keys)
+        if wanted:
+            for record in await self.store.load_budgets(wanted):
+                self.book.keep(record)
+
+
+def read_budget_event(record: ConsumerRecord[Any, Any], max_bytes: int) -> BudgetEvent | Unreadable:
+    value: bytes = record.value or b""
+    if len(value) > max_bytes:
+        return Unreadable("MessageTooLarge", f"{len(value)} bytes > {max_bytes}")
+    try:
+        return budget_event_adapter.validate_json(value)
+    except ValidationError as error:
+        return Unreadable("SchemaInvalid", describe(error))
+
+
+@dataclass(frozen=True)
+class BudgetHandler:
+    """Batches of the budget topic: positions kept, allocation records skipped (every position carries the
+    allocation in force), unreadable records dead-lettered. `ledger` is None before the lifespan started."""
+
+    max_bytes: int
+    ledger: Callable[[], BudgetLedger | None]
+    broker: KafkaBroker
+    dead_letters: DeadLetters
+
+    async def handle(self, records: Records) -> None:
+        ledger = self.ledger()
+        if ledger is None:
+            raise RuntimeError("reporting is not started")
+        positions: list[BudgetPosition] = []
+        letters: list[DeadLetterRecorded] = []
+        for record in records:
+            event = read_budget_event(record, self.max_bytes)
+            if isinstance(event, Unreadable):
+                letters.append(self.dead_letters.letter(record, event.error_type, event.error))
+            elif isinstance(event, BudgetPositionChanged):
+                positions.append(event.data)
+        # Dead letters first: a batch that fails after them is read again and may letter a record twice
+        # (at least once), never lose one.
+        await publish_all(self.broker, self.dead_letters.records(letters))
+        await ledger.record(positions)
