@@ -104,8 +104,11 @@ class SubscriptionRequest(BaseModel):
     @field_validator("kinds")
     @classmethod
     def _kinds_subscribable(cls, kinds: list[Kind]) -> list[Kind]:
-        if not set(kinds) <= SUBSCRIBABLE_KINDS:
+        if Kind.DIGEST in kinds:
             raise ValueError("`digest` is a way of receiving (digest: daily), not a kind of news")
+        if not set(kinds) <= SUBSCRIBABLE_KINDS:
+            others = ", ".join(sorted(k.value for k in set(kinds) - SUBSCRIBABLE_KINDS))
+            raise ValueError(f"{others}: told to the partner that sent the request only (subscribe to budget.hold)")
         return kinds
 
     @model_validator(mode="after")

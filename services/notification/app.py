@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry
 from pymongo import AsyncMongoClient
 
 from services.notification.admin import load_seed
+from services.notification.budget_alerts import BudgetAlerts, BudgetRules
 from services.notification.channels import channels_for, reachable
 from services.notification.dispatch import Dispatcher, RetryPolicy, lanes_for
 from services.notification.handlers import SERVICE, Inbox
@@ -56,6 +57,7 @@ class Running:
     mongo: AsyncMongoClient[dict[str, Any]]
     store: MongoNotificationStore
     notifier: Notifier
+    budget_alerts: BudgetAlerts
     inbox: Inbox
     schedule: Schedule
 
@@ -65,6 +67,7 @@ def service_topics(settings: NotificationSettings) -> list[topics.Topic]:
     return [
         dataclasses.replace(topics.ENROLLMENT_OUTCOMES, name=settings.outcomes_topic),
         dataclasses.replace(topics.REGION_AGGREGATES, name=settings.aggregates_topic),
+        dataclasses.replace(topics.BUDGET_POSITIONS, name=settings.budget_topic),
         dataclasses.replace(topics.NOTIFICATION_DELIVERIES, name=settings.deliveries_topic),
         dataclasses.replace(topics.DEAD_LETTERS, name=settings.dead_letters_topic),
     ]
@@ -102,17 +105,20 @@ async def start(
             observe=metrics.settled,
         )
         rules = CoverageRules.of(settings)
-        notifier = Notifier(store, Renderer(), dispatcher, load_regions(), rules, channels=reachable(settings))
+        regions = load_regions()
+        notifier = Notifier(store, Renderer(), dispatcher, regions, rules, channels=reachable(settings))
+        budget_alerts = BudgetAlerts(store, notifier, regions, BudgetRules.of(settings))
         dead_letters = DeadLetters(SERVICE, settings.dead_letters_topic, sealer)
-        inbox = Inbox(notifier, broker, dead_letters, settings.max_message_bytes)
+        inbox = Inbox(notifier, budget_alerts, broker, dead_letters, settings.max_message_bytes)
         schedule = Schedule(
             notifier,
             dispatcher,
             digest_every=settings.digest_check_interval,
             stagnation_every=settings.stagnation_check_interval,
             checked=metrics.stagnation_checks.inc,
+            budget_alerts=budget_alerts,
         )
-        yield Running(mongo, store, notifier, inbox, schedule)
+        yield Running(mongo, store, notifier, budget_alerts, inbox, schedule)
     finally:
         await http.aclose()
         await mongo.close()
@@ -121,7 +127,7 @@ async def start(
 def subscribe(
     broker: KafkaBroker, settings: NotificationSettings, inbox: Callable[[], Inbox], failures: Counter
 ) -> None:
-    """The two subscribers, and what notification publishes (declared for the AsyncAPI document)."""
+    """The three subscribers, and what notification publishes (declared for the AsyncAPI document)."""
     batch_subscriber(
         broker,
         Batches.of(settings, settings.outcomes_topic, auto_offset_reset=settings.auto_offset_reset),
@@ -142,6 +148,20 @@ def subscribe(
         failures=failures,
         title="region aggregates",
         description="Coverage per region: milestones crossed are announced once; stalls are escalated.",
+    )
+    batch_subscriber(
+        broker,
+        Batches.of(
+            settings,
+            settings.budget_topic,
+            group_id=f"{settings.group_id}-budget",
+            auto_offset_reset=settings.auto_offset_reset,
+        ),
+        lambda records: inbox().budget(records),
+        failures=failures,
+        title="budget positions",
+        description="Each APBD/APBDes budget's position: 80% and 100% of the allocation reserved are announced "
+        "to the region's budget subscribers once per allocation version.",
     )
     # Keyed records, published directly rather than through these publishers.
     broker.publisher(settings.deliveries_topic, title="notification deliveries", schema=DeliveryEvent)
@@ -178,7 +198,9 @@ def create_app(settings: NotificationSettings | None = None) -> AsgiFastStream:
         title="Lindungi notification",
         description="Tells workers, partners and subscribed stakeholders what happened, once, by e-mail, "
         "webhook or SMS; reports every delivery on the deliveries topic.",
-        routes=AdminApi(lambda: started().store, lambda: started().notifier, token).routes(),
+        routes=AdminApi(
+            lambda: started().store, lambda: started().notifier, token, budget_alerts=lambda: started().budget_alerts
+        ).routes(),
         lifespan=lifespan,
     )
 

@@ -14,13 +14,21 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from services.notification.domain.coverage import CoverageSnapshot, UnreadableAggregateError, read_coverage
-from shared.events import DeadLetterRecorded, Outcome, outcome_adapter
+from shared.events import (
+    BudgetPosition,
+    BudgetPositionChanged,
+    DeadLetterRecorded,
+    Outcome,
+    budget_event_adapter,
+    outcome_adapter,
+)
 from shared.messaging import describe, publish_all
 
 if TYPE_CHECKING:
     from aiokafka import ConsumerRecord
     from faststream.kafka import KafkaBroker
 
+    from services.notification.budget_alerts import BudgetAlerts
     from services.notification.service import Notifier
     from shared.consumer import Records
     from shared.messaging import DeadLetters
@@ -35,6 +43,7 @@ class RecordTooLargeError(ValueError):
 @dataclass(frozen=True)
 class Inbox:
     notifier: Notifier
+    budget_alerts: BudgetAlerts
     broker: KafkaBroker
     dead_letters: DeadLetters
     max_message_bytes: int
@@ -48,6 +57,7 @@ class Inbox:
             except (ValidationError, RecordTooLargeError) as exc:
                 dead.append(self._letter(record, exc))
         await self.notifier.on_outcomes(events)
+        await self.budget_alerts.on_outcomes(events)
         await publish_all(self.broker, self.dead_letters.records(dead))
 
     async def aggregates(self, records: Records) -> None:
@@ -61,6 +71,23 @@ class Inbox:
             except (UnreadableAggregateError, RecordTooLargeError) as exc:
                 dead.append(self._letter(record, exc))
         await self.notifier.on_coverage(snapshots)
+        await publish_all(self.broker, self.dead_letters.records(dead))
+
+    async def budget(self, records: Records) -> None:
+        positions: list[BudgetPosition] = []
+        dead: list[DeadLetterRecorded] = []
+        for record in records:
+            if record.value is None:
+                continue  # a tombstone on the compacted topic: nothing to announce
+            try:
+                event = budget_event_adapter.validate_json(self._value(record))
+            except (ValidationError, RecordTooLargeError) as exc:
+                dead.append(self._letter(record, exc))
+                continue
+            # An allocation recorded is followed by the budget's position under it: the position is the news.
+            if isinstance(event, BudgetPositionChanged):
+                positions.append(event.data)
+        await self.budget_alerts.on_positions(positions)
         await publish_all(self.broker, self.dead_letters.records(dead))
 
     def _value(self, record: ConsumerRecord[Any, Any]) -> bytes:

@@ -6,7 +6,7 @@
     GET    /partners                         partners' webhooks
     POST   /partners                         set a partner's webhook URL and signing secret
     GET    /deliveries[?status=failed&limit=100]   the ledger, newest first: what failed, and why
-    POST   /digests/flush                    send today's daily digests now
+    POST   /digests/flush                    send today's daily digests now (and the budget holds digests)
 
 When `NOTIFICATION_ADMIN_TOKEN` is set, the POST and DELETE endpoints need `Authorization: Bearer <token>`.
 """
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
     from faststream.asgi.types import ASGIApp
 
+    from services.notification.budget_alerts import BudgetAlerts
     from services.notification.service import Notifier
 
     Endpoint = Callable[[Scope, Request], Awaitable[AsgiResponse]]
@@ -58,10 +59,16 @@ class AdminApi:
     """The endpoints, over the store and the notifier the app's lifespan creates (asked for at each request)."""
 
     def __init__(
-        self, store: Callable[[], OperatorStore], notifier: Callable[[], Notifier], admin_token: str | None
+        self,
+        store: Callable[[], OperatorStore],
+        notifier: Callable[[], Notifier],
+        admin_token: str | None,
+        *,
+        budget_alerts: Callable[[], BudgetAlerts] | None = None,
     ) -> None:
         self._store_of = store
         self._notifier_of = notifier
+        self._budget_alerts_of = budget_alerts
         self._token = admin_token
 
     @property
@@ -124,10 +131,13 @@ class AdminApi:
         return json_response(await self._store.list_deliveries(status, limit))
 
     async def flush_digests(self, scope: Scope, request: Request) -> AsgiResponse:
-        """Send the daily digests now instead of waiting for the digest hour."""
+        """Send the daily digests (events held back, budget holds waiting) now instead of waiting for their hour."""
         if not self._authorised(scope, request):
             return _error("admin token required", 401)
-        return json_response({"digests": await self._notifier.flush_digests()})
+        digests = await self._notifier.flush_digests()
+        if self._budget_alerts_of is not None:
+            digests += await self._budget_alerts_of().flush_holds_digests()
+        return json_response({"digests": digests})
 
     def routes(self) -> list[tuple[str, ASGIApp]]:
         def handler(func: Endpoint, *methods: str) -> HttpHandler:

@@ -30,7 +30,7 @@ from services.notification.domain.digest import DigestItem, digest_day_due, dige
 from services.notification.domain.messages import Audience, Message, PartnerWebhook, Subscription
 from services.notification.domain.outcomes import messages_for_outcome, outcome_regions
 from services.notification.domain.scope import escalation_scope, scopes_covering
-from shared.events import DeliveryChannel, Outcome, RequestRejected, utc_now
+from shared.events import DeliveryChannel, Outcome, RequestHeld, RequestRejected, utc_now
 from shared.logging import get_logger
 
 if TYPE_CHECKING:
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
     from prometheus_client import CollectorRegistry
 
+    from services.notification.budget_alerts import BudgetAlerts
     from services.notification.dispatch import Dispatcher
     from services.notification.domain.deliveries import Settled
     from services.notification.settings import NotificationSettings
@@ -169,7 +170,7 @@ class Notifier:
             return 0
         scopes = {scope for event in events for scope in scopes_covering(outcome_regions(event), self._regions)}
         subscriptions = await self._store.subscriptions_in(scopes)
-        partner_ids = {e.data.partner_id for e in events if isinstance(e, RequestRejected)}
+        partner_ids = {e.data.partner_id for e in events if isinstance(e, RequestRejected | RequestHeld)}
         partners = await self._store.partner_webhooks(partner_ids) if partner_ids else {}
         messages = [
             message
@@ -177,7 +178,7 @@ class Notifier:
             for message in messages_for_outcome(event, subscriptions, partners, self._regions)
             if self._worker_reachable(message)
         ]
-        await self._record(messages)
+        await self.record(messages)
         return len(messages)
 
     def _worker_reachable(self, message: Message) -> bool:
@@ -204,7 +205,7 @@ class Notifier:
                 continue
             subscriptions = await self._store.subscriptions_in(scopes_covering([snapshot.region_code], self._regions))
             messages = milestone_messages(snapshot, to_announce, subscriptions, self._regions)
-            await self._record(messages)
+            await self.record(messages)
             await self._store.mark_announced(snapshot.region_code, to_announce)
             log.info(
                 "coverage milestone",
@@ -229,7 +230,7 @@ class Notifier:
             for region in stalled
             for message in stagnation_messages(region, now, period, subscriptions, self._regions)
         ]
-        await self._record(messages)
+        await self.record(messages)
         return len(messages)
 
     # --- digests --------------------------------------------------------------------------------------------
@@ -270,7 +271,8 @@ class Notifier:
 
     # --- recording ------------------------------------------------------------------------------------------
 
-    async def _record(self, messages: Sequence[Message]) -> None:
+    async def record(self, messages: Sequence[Message]) -> None:
+        """Record messages as intents (or hold them for a digest) and start delivering the pending ones."""
         immediate = [m for m in messages if not m.digest]
         held = [self._digest_item(m) for m in messages if m.digest]
         entries = [self._entry(m) for m in immediate]
@@ -318,12 +320,13 @@ class Notifier:
 
 
 class Schedule:
-    """The notifier's clockwork: the dispatcher's sweeper, the daily digests and the stagnation check.
+    """The notifier's clockwork: the dispatcher's sweeper, the daily digests (the budget holds' too) and the
+    stagnation check.
 
     Started once the consumers run; stopped before they stop, the dispatcher handing its leases back.
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - the jobs and their intervals, each named
         self,
         notifier: Notifier,
         dispatcher: Dispatcher,
@@ -331,8 +334,11 @@ class Schedule:
         digest_every: float,
         stagnation_every: float,
         checked: Callable[[], None] = lambda: None,
+        budget_alerts: BudgetAlerts | None = None,
     ) -> None:
         self._notifier = notifier
+        self._budget_alerts = budget_alerts
+        self._budget_digest_day: date | None = None
         self._dispatcher = dispatcher
         self._digest_every = digest_every
         self._stagnation_every = stagnation_every
@@ -346,6 +352,8 @@ class Schedule:
             asyncio.create_task(_every(self._digest_every, self._digest, "digest")),
             asyncio.create_task(_every(self._stagnation_every, self._stagnation, "stagnation")),
         ]
+        if self._budget_alerts is not None:
+            self._tasks.append(asyncio.create_task(_every(self._digest_every, self._budget_digest, "budget digest")))
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -356,6 +364,10 @@ class Schedule:
 
     async def _digest(self) -> None:
         self._digest_day = await self._notifier.digest_if_due(self._digest_day)
+
+    async def _budget_digest(self) -> None:
+        if self._budget_alerts is not None:
+            self._budget_digest_day = await self._budget_alerts.holds_digest_if_due(self._budget_digest_day)
 
     async def _stagnation(self) -> None:
         await self._notifier.check_stagnation()

@@ -16,7 +16,13 @@ from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings
-from shared.topics import DEAD_LETTERS, ENROLLMENT_OUTCOMES, NOTIFICATION_DELIVERIES, REGION_AGGREGATES
+from shared.topics import (
+    BUDGET_POSITIONS,
+    DEAD_LETTERS,
+    ENROLLMENT_OUTCOMES,
+    NOTIFICATION_DELIVERIES,
+    REGION_AGGREGATES,
+)
 
 
 class NotificationSettings(ServiceSettings):
@@ -40,6 +46,9 @@ class NotificationSettings(ServiceSettings):
     outcomes_topic: str = ENROLLMENT_OUTCOMES.name
     aggregates_topic: str = REGION_AGGREGATES.name
     deliveries_topic: str = NOTIFICATION_DELIVERIES.name
+    budget_topic: str = Field(
+        default=BUDGET_POSITIONS.name, description="budget positions; read by the group `<group_id>-budget`"
+    )
     auto_offset_reset: Literal["earliest", "latest"] = Field(
         default="earliest",
         description="where a new consumer group starts; `latest` when joining a system that has history",
@@ -94,6 +103,11 @@ class NotificationSettings(ServiceSettings):
     digest_hour: int = Field(default=7, ge=0, le=23)
     digest_check_interval: float = Field(default=60.0, gt=0, description="seconds")
 
+    # Budget alerts: the share of an allocation reserved that alerts its finance and planning subscribers, and
+    # the hour (WIB) of the daily digest of holds waiting.
+    budget_thresholds: tuple[int, ...] = Field(default=(80, 100), min_length=1)
+    budget_digest_hour: int = Field(default=7, ge=0, le=23)
+
     seed_file: Path | None = Field(default=None, description="JSON with `partners` and `subscriptions` to load")
     admin_token: SecretStr | None = Field(
         default=None,
@@ -104,6 +118,8 @@ class NotificationSettings(ServiceSettings):
     def _coherent(self) -> NotificationSettings:
         if any(not 0 < t <= 1000 for t in self.milestone_thresholds):
             raise ValueError("milestone thresholds are percentages of the target, 1..1000")
+        if any(not 0 < t <= 1000 for t in self.budget_thresholds):
+            raise ValueError("budget thresholds are percentages of the allocation, 1..1000")
         if self.sms_gateway_url and self.sms_gateway_secret is None:
             raise ValueError("an SMS gateway needs NOTIFICATION_SMS_GATEWAY_SECRET to sign its requests")
         # The lease must outlive the longest wait between attempts plus one attempt, or a second instance

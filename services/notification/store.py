@@ -11,6 +11,10 @@ Collections:
 - `digest_items`: events held back for a subscriber's daily digest, until the digest that carries them.
 - `milestones`: one document per (region, threshold), so each threshold is announced once.
 - `region_progress`: the last coverage seen per region and when it last went up (stagnation).
+- `budget_positions`: per budget, the newest position seen and the thresholds announced under its allocation
+  version, in one document (`_id` = the budget key), advanced only by a newer `sequence`.
+- `budget_holds`: per held request (`partner|request`), when it was last held and last decided: the digest
+  names those held after their last verdict.
 """
 
 from __future__ import annotations
@@ -22,18 +26,20 @@ from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.errors import DuplicateKeyError
 
 from services.notification.channels import PermanentDeliveryError
+from services.notification.domain.budget import BudgetState, HeldRequest
 from services.notification.domain.coverage import CoverageSnapshot, RegionProgress, made_progress
 from services.notification.domain.digest import DigestItem
 from services.notification.domain.messages import Audience, Kind, PartnerWebhook, Stakeholder, Subscription
 from services.notification.ledger import Document, MongoLedger, insert_new
 from services.notification.service import Threshold
-from shared.events import DeliveryChannel, utc_now
+from shared.events import BudgetPosition, DeliveryChannel, utc_now
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
     from datetime import date, datetime
 
     from shared.crypto import Sealer
+    from shared.events import HoldDecidedEvent, RequestHeld
 
 
 def _sealed_for(kind: str, key: str) -> bytes:
@@ -53,6 +59,8 @@ class MongoNotificationStore(MongoLedger):
         self.digest_items = db["digest_items"]
         self.milestones = db["milestones"]
         self.region_progress = db["region_progress"]
+        self.budget_positions = db["budget_positions"]
+        self.budget_holds = db["budget_holds"]
 
     async def create_indexes(self) -> None:
         await super().create_indexes()
@@ -61,6 +69,9 @@ class MongoNotificationStore(MongoLedger):
         await self.digest_items.create_index([("subscription_id", ASCENDING), ("digest_day", ASCENDING)])
         await self.milestones.create_index([("region_code", ASCENDING)])
         await self.region_progress.create_index([("last_progress_at", ASCENDING)])
+        await self.subscriptions.create_index([("kinds", ASCENDING)])
+        await self.budget_positions.create_index([("holds_waiting", ASCENDING)])
+        await self.budget_holds.create_index([("budget_key", ASCENDING)])
 
     # --- signing secrets (dispatch.Ledger) ------------------------------------------------------------------
 
@@ -115,6 +126,10 @@ class MongoNotificationStore(MongoLedger):
 
     async def all_subscriptions(self, scope: str | None = None) -> list[Subscription]:
         cursor = self.subscriptions.find({} if scope is None else {"scope": scope}).sort("_id", ASCENDING)
+        return [_subscription(doc) async for doc in cursor]
+
+    async def subscriptions_hearing(self, kind: Kind) -> list[Subscription]:
+        cursor = self.subscriptions.find({"kinds": kind.value})  # an array field matches any element
         return [_subscription(doc) async for doc in cursor]
 
     async def digest_subscriptions(self) -> list[Subscription]:
@@ -252,6 +267,77 @@ class MongoNotificationStore(MongoLedger):
                 last_progress_at=doc["last_progress_at"],
             )
             async for doc in cursor
+        ]
+
+    # --- budgets --------------------------------------------------------------------------------------------
+
+    async def budget_states(self, keys: Iterable[str]) -> dict[str, BudgetState]:
+        cursor = self.budget_positions.find({"_id": {"$in": sorted(set(keys))}})
+        return {
+            doc["_id"]: BudgetState(
+                BudgetPosition.model_validate(doc["position"]), frozenset(int(t) for t in doc["announced"])
+            )
+            async for doc in cursor
+        }
+
+    async def save_budget_state(self, state: BudgetState) -> None:
+        """Compare-and-set on `sequence`: an older position never overwrites a newer one (another instance's)."""
+        position = state.position
+        try:
+            await self.budget_positions.update_one(
+                {"_id": position.key, "sequence": {"$lt": position.sequence}},
+                {
+                    "$set": {
+                        "sequence": position.sequence,
+                        "position": position.model_dump(mode="json"),
+                        "announced": sorted(state.announced),
+                        "holds_waiting": position.holds_waiting,
+                        "updated_at": utc_now(),
+                    }
+                },
+                upsert=True,
+            )
+        except DuplicateKeyError:
+            return  # a newer position is already there: the filter missed it and the upsert collided
+
+    async def budgets_with_holds(self) -> list[BudgetPosition]:
+        cursor = self.budget_positions.find({"holds_waiting": {"$gt": 0}})
+        return [BudgetPosition.model_validate(doc["position"]) async for doc in cursor]
+
+    async def book_holds(self, held: Sequence[RequestHeld], decided: Sequence[HoldDecidedEvent]) -> None:
+        """`$max` on the times: a hold and its verdict may arrive in any order (different keys, partitions)."""
+        for event in held:
+            data = event.data
+            await self.budget_holds.update_one(
+                {"_id": f"{data.partner_id}|{data.request_id}"},
+                {
+                    "$set": {"budget_key": data.budget.key, "required": data.required},
+                    "$setOnInsert": {"partner_id": data.partner_id, "request_id": data.request_id},
+                    "$max": {"held_at": event.time},
+                },
+                upsert=True,
+            )
+        for verdict in decided:
+            decision = verdict.data
+            await self.budget_holds.update_one(
+                {"_id": f"{decision.held_partner_id}|{decision.held_request_id}"},
+                {
+                    "$setOnInsert": {
+                        "partner_id": decision.held_partner_id,
+                        "request_id": decision.held_request_id,
+                        "budget_key": decision.budget.key,
+                    },
+                    "$max": {"decided_at": verdict.time},
+                },
+                upsert=True,
+            )
+
+    async def holds_waiting(self, budget_keys: Iterable[str]) -> list[HeldRequest]:
+        cursor = self.budget_holds.find({"budget_key": {"$in": sorted(set(budget_keys))}})
+        return [
+            HeldRequest(doc["budget_key"], doc["partner_id"], doc["request_id"], int(doc["required"]), doc["held_at"])
+            async for doc in cursor
+            if doc.get("held_at") is not None and (doc.get("decided_at") is None or doc["decided_at"] < doc["held_at"])
         ]
 
 

@@ -32,11 +32,18 @@ class Kind(StrEnum):
     REQUEST_REJECTED = "request.rejected"
     COVERAGE_MILESTONE = "coverage.milestone"
     COVERAGE_STAGNANT = "coverage.stagnant"
+    REQUEST_HELD = "request.held"  # the partner's: its request waits for a verdict on the budget
+    BUDGET_THRESHOLD = "budget.threshold"  # 80% and 100% of an allocation reserved
+    BUDGET_HOLD = "budget.hold"  # a request held over a budget, and each verdict on one
+    BUDGET_HOLDS_DIGEST = "budget.holds.digest"  # once a day: the holds waiting, per budget
     DIGEST = "digest"
 
 
+#: What only a partner hears, about its own request: a stakeholder hears of holds as `budget.hold`.
+PARTNER_KINDS = frozenset({Kind.REQUEST_HELD})
+
 #: What a stakeholder may subscribe to (a digest is a way of receiving, not a kind of news).
-SUBSCRIBABLE_KINDS = frozenset(Kind) - {Kind.DIGEST}
+SUBSCRIBABLE_KINDS = frozenset(Kind) - {Kind.DIGEST} - PARTNER_KINDS
 
 
 class Audience(StrEnum):
@@ -46,7 +53,9 @@ class Audience(StrEnum):
 
 
 class Stakeholder(StrEnum):
-    REGIONAL_GOVERNMENT = "regional_government"  # pemerintah daerah, Bappeda, Disnaker
+    REGIONAL_GOVERNMENT = "regional_government"  # pemerintah daerah, Disnaker
+    FINANCE = "finance"  # the region's finance office: BPKAD (Badan Pengelolaan Keuangan dan Aset Daerah)
+    PLANNING = "planning"  # the region's planning agency: Bappeda (Badan Perencanaan Pembangunan Daerah)
     DPRD = "dprd"  # regional parliament
     EMPLOYER = "employer"
     UNION = "union"  # serikat pekerja

@@ -1,24 +1,28 @@
 """Enrollment outcomes to messages: the worker's confirmation, the partner's rejection, the stakeholders' news.
 
 A worker hears about their own participation only when they consented and gave a contact; a stakeholder learns
-what happened where, never to whom; a partner hears about every rejection of its requests, by webhook.
+what happened where, never to whom; a partner hears about every rejection of its requests, by webhook. A request
+held over a budget, and a verdict on one, are `holds`' to tell.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from services.notification.domain.holds import hold_messages
 from services.notification.domain.messages import Audience, Kind, Message, PartnerWebhook
 from services.notification.domain.scope import region_name, subscriber_messages
 from shared.events import (
     DeliveryChannel,
     FundingSource,
+    HoldDecidedEvent,
     Outcome,
     Participant,
     ParticipantReactivated,
     ParticipantRegistered,
     ParticipantTerminated,
     ParticipantUpdated,
+    RequestHeld,
     RequestRejected,
     TerminationReason,
 )
@@ -159,6 +163,8 @@ def outcome_regions(event: Outcome) -> list[str | None]:
     """The regions an outcome happened in: where the participation is now and, after a move, where it was."""
     if isinstance(event, RequestRejected):
         return [event.data.region_code]
+    if isinstance(event, RequestHeld | HoldDecidedEvent):
+        return [event.data.budget.region_code]  # news about the budget: its region's subscribers hear
     participant: Participant = event.data.participant
     codes: list[str | None] = [participant.region_code, participant.kecamatan_code]
     previous: Participant | None = getattr(event.data, "previous", None)
@@ -174,6 +180,8 @@ def messages_for_outcome(
     regions: Regions,
 ) -> list[Message]:
     """Everyone who hears about one outcome."""
+    if isinstance(event, RequestHeld | HoldDecidedEvent):
+        return hold_messages(event, subscriptions, dict(partners), regions)
     if isinstance(event, RequestRejected):
         stakeholder_facts = {k: v for k, v in rejection_payload(event).items() if k != "nik_masked"}
         return [

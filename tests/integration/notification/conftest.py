@@ -217,6 +217,7 @@ class Notification:
             **self.base_env,
             "NOTIFICATION_OUTCOMES_TOPIC": self.outcomes,
             "NOTIFICATION_AGGREGATES_TOPIC": self.aggregates,
+            "NOTIFICATION_BUDGET_TOPIC": f"budget.{self.unique}",
             "NOTIFICATION_DELIVERIES_TOPIC": self.deliveries_topic,
             "NOTIFICATION_DEAD_LETTERS_TOPIC": self.dead_letters,
             "NOTIFICATION_MONGODB_DATABASE": self.database,
