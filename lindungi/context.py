@@ -33,6 +33,7 @@ class CliSettings(BaseSettings):
     )
     partner_topic_prefix: str = topics.PARTNER_TOPIC_PREFIX
     outcomes_topic: str = topics.ENROLLMENT_OUTCOMES.name
+    budget_topic: str = topics.BUDGET_POSITIONS.name
     dead_letters_topic: str = topics.DEAD_LETTERS.name
     seal_key: SecretStr | None = Field(default=None, description="needed only to replay dead letters")
     admin_token: SecretStr | None = Field(default=None, description="Bearer token for the services' admin APIs")

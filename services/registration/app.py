@@ -21,7 +21,7 @@ from services.registration.budgets import MongoBudgets
 from services.registration.channels import PartnerChannels
 from services.registration.domain.participation import Partner
 from services.registration.handlers import Intake
-from services.registration.http import PartnersApi
+from services.registration.http import BudgetsApi, PartnersApi
 from services.registration.service import Registration
 from services.registration.settings import RegistrationSettings
 from services.registration.store import Document, MongoRegistrationStore
@@ -202,6 +202,9 @@ def create_app(settings: RegistrationSettings | None = None) -> AsgiFastStream:
         registry,
         title="Lindungi registration",
         description="Validates partners' enrollment requests, keeps participants, publishes one outcome each.",
-        routes=PartnersApi(lambda: running.partners if running else None, regions, admin_token).routes(),
+        routes=[
+            *PartnersApi(lambda: running.partners if running else None, regions, admin_token).routes(),
+            *BudgetsApi(lambda: running.budgets if running else None, admin_token).routes(),
+        ],
         lifespan=lifespan,
     )
