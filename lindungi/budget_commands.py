@@ -31,15 +31,43 @@ def _rupiah(amount: int | None) -> str:
     return "" if amount is None else f"Rp{amount:,}".replace(",", ".")
 
 
-async def _ends(consumer: AIOKafkaConsumer, names: list[str]) -> list[TopicPartition]:
-    """Every partition of these topics, positioned at their ends: what comes after is the answer."""
-    await consumer._client.force_metadata_update()  # noqa: SLF001 - aiokafka has no public refresh
-    partitions = [TopicPartition(t, p) for t in names for p in sorted(consumer.partitions_for_topic(t) or ())]
-    consumer.assign(partitions)
-    ends = await consumer.end_offsets(partitions) if partitions else {}
-    for tp in partitions:
-        consumer.seek(tp, ends[tp])
-    return partitions
+class _Watch:
+    """One topic read from its end as it was before the command went out; a topic that did not exist yet
+    (nothing answered there before) is read from its start once it appears."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.topic = topic
+        self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+        self.assigned = False
+
+    async def start(self) -> None:
+        await self.consumer.start()
+        await self._assign(at_end=True)
+
+    async def _assign(self, *, at_end: bool) -> None:
+        await self.consumer._client.force_metadata_update()  # noqa: SLF001 - aiokafka has no public refresh
+        partitions = [
+            TopicPartition(self.topic, p) for p in sorted(self.consumer.partitions_for_topic(self.topic) or ())
+        ]
+        if not partitions:
+            return
+        self.consumer.assign(partitions)
+        ends = await self.consumer.end_offsets(partitions) if at_end else {}
+        for tp in partitions:
+            self.consumer.seek(tp, ends.get(tp, 0))
+        self.assigned = True
+
+    async def values(self) -> list[bytes]:
+        if not self.assigned:
+            await self._assign(at_end=False)
+            if not self.assigned:
+                await asyncio.sleep(0.5)
+                return []
+        batch = await self.consumer.getmany(timeout_ms=500)
+        return [record.value or b"" for records in batch.values() for record in records]
+
+    async def stop(self) -> None:
+        await self.consumer.stop()
 
 
 def _answer(value: bytes, partner: str, request_id: str) -> ev.CloudEvent[Any] | None:
@@ -60,10 +88,10 @@ async def _send_and_wait(command: ev.CloudEvent[Any], partner: str, request_id: 
     """Publish a command on the partner's own topic and wait for registration's answer to it."""
     config = settings()
     bootstrap = config.kafka_bootstrap_servers
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
-    await consumer.start()
+    watches = [_Watch(bootstrap, config.outcomes_topic), _Watch(bootstrap, config.budget_topic)]
     try:
-        await _ends(consumer, [config.outcomes_topic, config.budget_topic])
+        for watch in watches:
+            await watch.start()
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
         await producer.start()
         try:
@@ -76,15 +104,15 @@ async def _send_and_wait(command: ev.CloudEvent[Any], partner: str, request_id: 
             await producer.stop()
         deadline = time.monotonic() + within
         while time.monotonic() < deadline:
-            batch = await consumer.getmany(timeout_ms=500)
-            for records in batch.values():
-                for record in records:
-                    found = _answer(record.value or b"", partner, request_id)
+            for batch in await asyncio.gather(*(watch.values() for watch in watches)):
+                for value in batch:
+                    found = _answer(value, partner, request_id)
                     if found is not None:
                         return found
         return None
     finally:
-        await consumer.stop()
+        for watch in watches:
+            await watch.stop()
 
 
 def _report(answer: Any, request_id: str) -> None:

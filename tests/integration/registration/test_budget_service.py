@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -16,33 +15,11 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from services.registration.domain.budget import commitment
-from services.registration.domain.nik import format_nik
 from shared import events as ev
+from tests.budget_requests import FINANCE, PARTNERS, SENDER, START, TODAY, allocation, enrollment, verdict
 from tests.support import ServiceProcess, consume_until, publish_events, registration_env
 
 pytestmark = pytest.mark.integration
-
-SENDER, FINANCE = "dinsos-bogor", "bpkad-bogor"
-PARTNERS = [
-    {
-        "partner_id": SENDER,
-        "name": "Dinas Sosial Kota Bogor",
-        "regions": ["32.71"],
-        "segments": ["BPU"],
-        "funding_sources": ["APBD", "SELF"],
-        "rights": ["budget"],  # may act on budgets too, but never on its own held requests
-    },
-    {
-        "partner_id": FINANCE,
-        "name": "BPKAD Kota Bogor",
-        "regions": ["32.71"],
-        "segments": ["BPU"],
-        "funding_sources": ["APBD"],
-        "rights": ["budget"],
-    },
-]
-TODAY = date.today()
-START = date(TODAY.year, TODAY.month, 1)
 
 
 @dataclass
@@ -76,47 +53,6 @@ async def registration(
         yield running
     finally:
         running.service.stop()
-
-
-def _enrollment(request_id: str, serial: int) -> ev.EnrollmentRequested:
-    birth = date(1990, 6, 5)
-    nik = format_nik("32.71.01", birth, ev.Sex.FEMALE, serial)
-    data = ev.EnrollmentRequest(
-        request_id=request_id,
-        worker=ev.Worker(
-            nik=nik, full_name="Siti Aminah", birth_date=birth, sex=ev.Sex.FEMALE, domicile_kecamatan="32.71.01"
-        ),
-        region_code="32.71",
-        segment=ev.Segment.BPU,
-        category=ev.Category.VULNERABLE,
-        programs=[ev.Program.JKK, ev.Program.JKM],
-        declared_income=1_000_000,
-        funding_source=ev.FundingSource.APBD,
-        coverage_start=START,
-    )
-    return ev.EnrollmentRequested(source=f"partner/{SENDER}", subject=request_id, data=data)
-
-
-def _allocation(request_id: str, amount: int) -> ev.AllocationRequested:
-    data = ev.AllocationRequest(
-        request_id=request_id,
-        region_code="32.71",
-        fiscal_year=TODAY.year,
-        funding_source=ev.BudgetSource.APBD,
-        amount=amount,
-        effective_date=date(TODAY.year, 1, 1),
-        dprd_decision=f"Perda Kota Bogor APBD {TODAY.year} ({request_id})",
-    )
-    return ev.AllocationRequested(source=f"partner/{FINANCE}", data=data)
-
-
-def _verdict(
-    request_id: str, held_request_id: str, verdict: ev.HoldVerdict, by: str = FINANCE
-) -> ev.HoldDecisionRequested:
-    data = ev.HoldDecisionRequest(
-        request_id=request_id, held_partner_id=SENDER, held_request_id=held_request_id, verdict=verdict
-    )
-    return ev.HoldDecisionRequested(source=f"partner/{by}", data=data)
 
 
 async def _send(running: Running, events: Iterable[ev.CloudEvent[Any]]) -> None:
@@ -164,13 +100,13 @@ async def _position(running: Running, done: Any) -> ev.BudgetPosition:
 async def test_an_allocation_is_filled_to_the_rupiah_then_held_approved_and_refused(  # noqa: PLR0915 - one story
     registration: Running, mongo: AsyncMongoClient[dict[str, Any]]
 ) -> None:
-    each = sum(commitment(_enrollment("x", 1).data, START, TODAY.year).values())
+    each = sum(commitment(enrollment("x", 1).data, START, TODAY.year).values())
     assert each > 0
 
     # Declared for exactly two workers; the third is held, not rejected and not applied.
-    await _send(registration, [_allocation("apbd-1", 2 * each)])
+    await _send(registration, [allocation("apbd-1", 2 * each)])
     await _position(registration, lambda p: p.allocation == 2 * each)
-    await _send(registration, [_enrollment("e-1", 1), _enrollment("e-2", 2), _enrollment("e-3", 3)])
+    await _send(registration, [enrollment("e-1", 1), enrollment("e-2", 2), enrollment("e-3", 3)])
     answers = await _answers(registration, {"e-1": 1, "e-2": 1, "e-3": 1})
     assert isinstance(answers["e-1"][0], ev.ParticipantRegistered)
     assert isinstance(answers["e-2"][0], ev.ParticipantRegistered)
@@ -184,17 +120,17 @@ async def test_an_allocation_is_filled_to_the_rupiah_then_held_approved_and_refu
     assert await database["participants"].count_documents({}) == 2
 
     # The sender may not decide its own held request; the finance office may, and the budget is checked again.
-    await _send(registration, [_verdict("v-self", "e-3", ev.HoldVerdict.APPROVE, by=SENDER)])
-    await _send(registration, [_verdict("v-1", "e-3", ev.HoldVerdict.APPROVE)])
+    await _send(registration, [verdict("v-self", "e-3", ev.HoldVerdict.APPROVE, by=SENDER)])
+    await _send(registration, [verdict("v-1", "e-3", ev.HoldVerdict.APPROVE)])
     answers = await _answers(registration, {"v-self": 1, "v-1": 1, "e-3": 2})
     assert [r.code for r in answers["v-self"][0].data.reasons] == ["HOLD_SELF_DECISION"]  # type: ignore[union-attr]
     assert isinstance(answers["v-1"][0], ev.HoldDecidedEvent)
     assert isinstance(answers["e-3"][1], ev.RequestHeld)  # approved, but the allocation still has no room
 
     # The APBD-P raises the allocation: approved again, the worker is enrolled, with who approved it.
-    await _send(registration, [_allocation("apbd-p", 3 * each)])
+    await _send(registration, [allocation("apbd-p", 3 * each)])
     await _position(registration, lambda p: p.allocation_version == 2)
-    await _send(registration, [_verdict("v-2", "e-3", ev.HoldVerdict.APPROVE)])
+    await _send(registration, [verdict("v-2", "e-3", ev.HoldVerdict.APPROVE)])
     answers = await _answers(registration, {"e-3": 3})
     registered = answers["e-3"][2]
     assert isinstance(registered, ev.ParticipantRegistered)
@@ -206,13 +142,13 @@ async def test_an_allocation_is_filled_to_the_rupiah_then_held_approved_and_refu
     assert history["decided_by"] == FINANCE
 
     # Revised below what is reserved: the next enrollment is held, the accepted ones stand; then refused.
-    await _send(registration, [_allocation("apbd-cut", each)])
+    await _send(registration, [allocation("apbd-cut", each)])
     await _position(registration, lambda p: p.allocation == each)
-    await _send(registration, [_enrollment("e-4", 4)])
+    await _send(registration, [enrollment("e-4", 4)])
     answers = await _answers(registration, {"e-4": 1})
     assert isinstance(answers["e-4"][0], ev.RequestHeld)
     assert answers["e-4"][0].data.available == each - 3 * each
-    await _send(registration, [_verdict("v-3", "e-4", ev.HoldVerdict.REFUSE)])
+    await _send(registration, [verdict("v-3", "e-4", ev.HoldVerdict.REFUSE)])
     answers = await _answers(registration, {"e-4": 2, "v-3": 1})
     refused = answers["e-4"][1]
     assert isinstance(refused, ev.RequestRejected)
@@ -221,7 +157,7 @@ async def test_an_allocation_is_filled_to_the_rupiah_then_held_approved_and_refu
     assert (position.reserved, position.workers) == (3 * each, 3)
 
     # A partner's re-send of an accepted request is answered again, never reserved twice.
-    await _send(registration, [_enrollment("e-1", 1)])
+    await _send(registration, [enrollment("e-1", 1)])
     answers = await _answers(registration, {"e-1": 2})
     assert answers["e-1"][1].id == answers["e-1"][0].id
     ledger = await database["budgets"].find_one({"_id": f"32.71|{TODAY.year}|APBD"})
