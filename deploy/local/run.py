@@ -21,8 +21,10 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -51,6 +53,8 @@ URLS = {
 # Kota Bogor, Kota Depok, Kabupaten Bogor, Jakarta Selatan, Kota Surabaya, Kota Makassar
 SAMPLE_REGIONS = "32.71,32.76,32.01,31.74,35.78,73.71"
 SAMPLE_SIZE = 3000
+WIB = ZoneInfo("Asia/Jakarta")  # the fiscal year is the year in Indonesia's western time zone
+SAMPLE_BOGOR_APBD = 250_000_000  # Rupiah: room for every APBD enrollment the sample sends to Kota Bogor
 KAFKA = "127.0.0.1:9092"
 OUTCOMES = ENROLLMENT_OUTCOMES.name
 console = Console()
@@ -165,6 +169,15 @@ def publish_sample(env: dict[str, str]) -> None:
          "--regions", SAMPLE_REGIONS, "--invalid-share", "0.08", "--duplicate-share", "0.02"],
         check=True, env=env, cwd=ROOT,
     )  # fmt: skip
+    # Kota Bogor's finance office declares this year's APBD for contributions first (docs/budgets.md): the
+    # sample's APBD enrollments there reserve against it, and the dashboard shows where it stands.
+    budget = subprocess.run(
+        [*cli, "budget", "set", "-p", "demo-bpkad-bogor", "--region", "32.71", "--year", str(datetime.now(WIB).year),
+         "--amount", str(SAMPLE_BOGOR_APBD), "--dprd", "Demo: Perda Kota Bogor tentang APBD"],
+        env=env, cwd=ROOT, check=False,
+    )  # fmt: skip
+    if budget.returncode != 0:
+        console.print("[yellow]the sample budget was not declared; the sample goes on without it[/yellow]")
     result = subprocess.run(
         [*cli, "publish", str(requests), "--partner", "demo-jabar-jakarta"], env=env, cwd=ROOT, check=False
     )
