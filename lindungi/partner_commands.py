@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,7 +20,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from lindungi.context import api_get, console, fail, settings
-from lindungi.files import COLUMNS, FileError, Row, read_requests, write_results
+from lindungi.files import COLUMNS, FileError, Row, check_requests, iter_requests, write_results
 from shared import events as ev
 from shared import topics
 from shared.messaging import encode
@@ -112,13 +113,16 @@ async def _end_offsets(bootstrap: str, topic: str) -> dict[TopicPartition, int]:
         await consumer.stop()
 
 
-async def _publish(rows: list[Row], bootstrap: str, topic: str, progress: Progress) -> None:
-    task = progress.add_task("publishing", total=len(rows))
+async def _publish(rows: Iterable[Row], total: int, bootstrap: str, topic: str, progress: Progress) -> set[str]:
+    """Publish the rows (read one at a time); returns their request ids, to wait for."""
+    task = progress.add_task("publishing", total=total)
+    wanted: set[str] = set()
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, linger_ms=10)
     await producer.start()
     try:
         pending = []
         for row in rows:
+            wanted.add(row.event.data.request_id)
             value, headers = encode(row.event)
             pending.append(
                 await producer.send(
@@ -133,6 +137,7 @@ async def _publish(rows: list[Row], bootstrap: str, topic: str, progress: Progre
         progress.advance(task, len(pending))
     finally:
         await producer.stop()
+    return wanted
 
 
 async def _collect(  # noqa: PLR0913 - the facts of one wait
@@ -191,7 +196,8 @@ def publish(
     handled are answered with their original outcome.
     """
     try:
-        rows = read_requests(file, partner)
+        # The whole file is checked before the first request goes out: a bad row publishes nothing.
+        total = check_requests(file, partner)
     except FileError as error:
         for problem in error.problems[:50]:
             console.print(f"[red]{problem}[/red]")
@@ -207,8 +213,8 @@ def publish(
         with Progress(console=console) as progress:
             # A partner writes its own topic: on a secured broker the only one its principal may write.
             topic = config.requests_topic or topics.partner_requests_topic(partner, config.partner_topic_prefix)
-            await _publish(rows, config.kafka_bootstrap_servers, topic, progress)
-            wanted = {r.event.data.request_id for r in rows}
+            rows = iter_requests(file, partner)
+            wanted = await _publish(rows, total, config.kafka_bootstrap_servers, topic, progress)
             return await _collect(
                 config.kafka_bootstrap_servers,
                 topic=outcomes_topic,
@@ -220,12 +226,24 @@ def publish(
             )
 
     outcomes = asyncio.run(run())
-    write_results(results, rows, outcomes)
-    answered = [outcomes[r.event.data.request_id] for r in rows if r.event.data.request_id in outcomes]
-    missing = len(rows) - len(answered)
+    request_ids: list[str] = []
+
+    def noted(rows: Iterable[Row]) -> Iterator[Row]:
+        for row in rows:
+            request_ids.append(row.event.data.request_id)
+            yield row
+
+    write_results(results, noted(iter_requests(file, partner)), outcomes)
+    answered = [outcomes[i] for i in request_ids if i in outcomes]
+    _summarise(file.name, total, answered, results)
+
+
+def _summarise(name: str, total: int, answered: list[ev.Outcome], results: Path) -> None:
+    """The outcomes by kind and the rejections by reason; exits 3 when some rows have no outcome yet."""
+    missing = total - len(answered)
     summary = Counter(o.type.rsplit(".", 1)[-1] for o in answered)
     codes = Counter(r.code for o in answered if isinstance(o, ev.RequestRejected) for r in o.data.reasons)
-    table = Table(title=f"{len(rows)} rows from {file.name}")
+    table = Table(title=f"{total} rows from {name}")
     table.add_column("outcome")
     table.add_column("rows", justify="right")
     for kind, n in sorted(summary.items()):

@@ -9,6 +9,17 @@ A record that can never be handled (undecodable, too large, of an unknown kind) 
 handler: the handler answers it or dead-letters it (`DeadLetters`, `shared.messaging`) and moves on, so one bad
 record cannot stall its partition.
 
+A poison pill is the record the handler did not foresee: decoding passes, then the domain raises (a bug, a
+value no rule expected). Retried for ever it would stall its partition, so an exception is read by its kind:
+- infrastructure trouble (`PyMongoError`, `KafkaError`, `OSError`, `TimeoutError`, and a bare `RuntimeError`,
+  which the services raise to say "not now": not started yet, a store answer that cannot be trusted) is waited
+  out however long it lasts, the batch rewound and read again: dead-lettering records because the store is
+  down would lose them;
+- anything else is retried in place a bounded number of times (`Batches.attempts`); if the batch still fails,
+  each record is handled alone, and a record that still fails alone after as many tries is dead-lettered with
+  its original bytes (sealed) and the error, so the offset moves on. Records handled alone are handled again
+  if the batch is read again later: every handler is idempotent.
+
 Reporting commits differently: its offsets follow the periodic write of its state, not each batch, so it
 subscribes with `commit=False` and rewinds to its stored cursors rather than to Kafka's committed offsets.
 """
@@ -21,10 +32,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import structlog
+from aiokafka.errors import KafkaError
 from faststream import AckPolicy
 from faststream.kafka import KafkaMessage
+from pymongo.errors import PyMongoError
 
-from shared.messaging import tolerant_parser
+from shared.messaging import DeadLetters, publish_all, tolerant_parser
 
 if TYPE_CHECKING:
     from aiokafka import ConsumerRebalanceListener, ConsumerRecord
@@ -61,6 +74,10 @@ class Batches:
     #: Subscribe to every topic matching this regular expression instead of `topic` (which then only names
     #: the subscription in logs): a topic created later is joined at the next metadata refresh.
     pattern: str | None = None
+    #: Where a poison pill goes (a record the handler keeps raising on); None: retried for ever.
+    dead_letters: DeadLetters | None = None
+    #: Tries of a failing batch, then of each of its records alone, before a record is a poison pill.
+    attempts: int = 3
 
     @classmethod
     def of(
@@ -72,7 +89,9 @@ class Batches:
         auto_offset_reset: Literal["earliest", "latest"] = "earliest",
         pattern: str | None = None,
     ) -> Batches:
-        """The service's batch settings for `topic`, in its own group unless another is named."""
+        """The service's batch settings for `topic`, in its own group unless another is named; poison pills
+        go to the service's dead-letter topic."""
+        service = str(settings.model_config.get("env_prefix", "")).rstrip("_").lower() or "service"
         return cls(
             topic,
             group_id or settings.group_id,
@@ -80,7 +99,17 @@ class Batches:
             settings.batch_timeout_ms,
             auto_offset_reset,
             pattern,
+            DeadLetters(service, settings.dead_letters_topic, settings.sealer()),
         )
+
+
+def infrastructure_trouble(error: BaseException) -> bool:
+    """An error to wait out rather than to blame a record for (module docstring). A handler's task group wraps
+    what its tasks raised: a full disk under two concurrent writes arrives as a group of store errors, and is
+    waited out like one (the reliability soak lost requests to exactly that)."""
+    if isinstance(error, BaseExceptionGroup):
+        return any(infrastructure_trouble(inner) for inner in error.exceptions)
+    return isinstance(error, PyMongoError | KafkaError | OSError | TimeoutError) or type(error) is RuntimeError
 
 
 def batch_subscriber(  # noqa: PLR0913 - one consumer's whole description, all keyword-only
@@ -119,12 +148,19 @@ def batch_subscriber(  # noqa: PLR0913 - one consumer's whole description, all k
         description=description,
     )
 
+    poison = batches.dead_letters
+    guarded = handle
+    if poison is not None and rewind is None:
+        # A service that rewinds to its own cursors (reporting) folds records into state it writes later: a
+        # record skipped there would be skipped in that state's cursors too, so it keeps waiting instead.
+        guarded = PoisonGuard(handle, broker, poison, batches.attempts, back_off, failures)
+
     @subscriber
     async def consume(message: KafkaMessage) -> None:
         raw = message.raw_message
         records: Records = raw if isinstance(raw, tuple) else (raw,)
         try:
-            await handle(records)
+            await guarded(records)
         except Exception:
             # Infrastructure trouble: nothing of this batch is committed; read it again after a pause.
             failures.inc()
@@ -139,3 +175,47 @@ def batch_subscriber(  # noqa: PLR0913 - one consumer's whole description, all k
             await message.ack()
 
     return subscriber
+
+
+@dataclass(frozen=True)
+class PoisonGuard:
+    """A handler that cannot be stalled by one record: a batch failing for a reason other than infrastructure
+    trouble is tried `attempts` times, then record by record; a record failing alone is dead-lettered."""
+
+    handle: Handle
+    broker: KafkaBroker
+    dead_letters: DeadLetters
+    attempts: int
+    back_off: float
+    failures: Counter
+
+    async def __call__(self, records: Records) -> None:
+        if await self._tries(records, self.back_off) is None:
+            return
+        log.warning("batch keeps failing; handling its records one by one", batch_size=len(records))
+        for record in records:
+            # No pause between a single record's tries: the batch's tries already gave a passing cause time.
+            error = await self._tries((record,), 0)
+            if error is not None:
+                why = f"{type(error).__name__}: {error} (raised {self.attempts} times)"
+                letter = self.dead_letters.letter(record, "HandlerFailed", why)
+                await publish_all(self.broker, self.dead_letters.records([letter]))
+
+    async def _tries(self, records: Records, pause: float) -> Exception | None:
+        """None once `records` are handled; the last error if every try raised. Infrastructure trouble is
+        raised at once, for the subscriber to rewind and wait."""
+        last: Exception | None = None
+        for attempt in range(self.attempts):
+            if attempt:
+                await asyncio.sleep(pause)
+            try:
+                await self.handle(records)
+            except Exception as error:
+                if infrastructure_trouble(error):
+                    raise
+                self.failures.inc()
+                log.exception("handler raised", attempt=attempt + 1, batch_size=len(records))
+                last = error
+            else:
+                return None
+        return last

@@ -100,6 +100,9 @@ class Intake:
         value = record.value or b""
         if len(value) > self.max_message_bytes:
             return self.dead_letters.letter(record, "MessageTooLarge", f"{len(value)} bytes > {self.max_message_bytes}")
+        if unpaired_surrogate(value):
+            # Valid JSON, but not text: an answer repeating any of it back could not be written or published.
+            return self.dead_letters.letter(record, "SchemaInvalid", "a string holds an unpaired UTF-16 surrogate")
         channel = channel_of(record)
         event: RequestEvent | BudgetCommand
         try:
@@ -157,7 +160,7 @@ class Intake:
             return self.dead_letters.letter(record, "SchemaInvalid", problems)
         event_type = raw.get("type")
         limit = None
-        if event_type not in KNOWN_TYPES:
+        if not isinstance(event_type, str) or event_type not in KNOWN_TYPES:
             code, subject = ReasonCode.EVENT_TYPE_UNKNOWN, str(event_type)[:200]
         elif raw.get("schemaversion", 1) != 1:
             code, subject, limit = ReasonCode.SCHEMA_VERSION_UNSUPPORTED, str(raw.get("schemaversion"))[:50], "1"
@@ -176,6 +179,20 @@ class Intake:
             ctx=ctx,
             action=KNOWN_TYPES.get(event_type) if isinstance(event_type, str) else None,
         )
+
+
+def unpaired_surrogate(value: bytes) -> bool:
+    """Whether the record holds a lone UTF-16 surrogate, escaped (`"\\ud800"`) or as raw bytes (which Python's
+    JSON parser lets through): no answer repeating it could be written. Checked only when one may be there."""
+    if b"\\ud" not in value and b"\\uD" not in value and b"\xed" not in value:
+        return False
+    try:
+        json.dumps(json.loads(value), ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    except (ValueError, RecursionError):
+        return False  # not JSON at all: the usual path dead-letters it
+    return False
 
 
 def verdict_of(record: ConsumerRecord[bytes, bytes]) -> Verdict | None:

@@ -11,7 +11,7 @@ import copy
 import json
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
@@ -20,12 +20,12 @@ from shared import events as ev
 from shared.reasons import ReasonCode
 from shared.regions import load_regions
 from synthetic import GENERATED_CODES, LabelledRequest, generate
+from tests.e2e.fuzz.intake import MAX_MESSAGE_BYTES, Fate
 from tests.e2e.reliability import WIB, authority
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-MAX_MESSAGE_BYTES = 65_536  # registration's limit in these tests: larger records are dead-lettered
 R = ReasonCode
 REGIONS = load_regions()
 MAIN, LIMITED, INACTIVE = "mitra-uji", "mitra-terbatas", "mitra-nonaktif"
@@ -56,8 +56,6 @@ PARTNERS: list[dict[str, Any]] = [
 ]
 
 # --- A record of the corpus and what must become of it --------------------------------------------------------
-
-Fate = tuple[Literal["answer"], str] | tuple[Literal["dead"], str]
 
 
 @dataclass

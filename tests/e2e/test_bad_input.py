@@ -27,20 +27,15 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
-from pydantic import ValidationError
 
 from provision import PartnerRules
-from services.registration.domain.decisions import partner_id_of
 from shared import events as ev
-from shared.events import partner_request_adapter
 from shared.topics import partner_outcomes_topic
 from synthetic import generate
 from tests.e2e.bad_input_corpus import (
     MAIN,
-    MAX_MESSAGE_BYTES,
     PARTNERS,
     Case,
-    Fate,
     R,
     encoded,
     envelope,
@@ -49,8 +44,8 @@ from tests.e2e.bad_input_corpus import (
     lifecycle,
     pick,
 )
+from tests.e2e.fuzz.intake import Registration, fate, start_registration
 from tests.e2e.reliability import WIB, lag, read_topic, scan
-from tests.support import ServiceProcess, registration_env
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -60,44 +55,6 @@ pytestmark = pytest.mark.e2e
 
 
 # --- The service ------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Registration:
-    service: ServiceProcess
-    bootstrap: str
-    unique: str
-
-    @property
-    def requests(self) -> str:
-        return f"requests.{self.unique}"
-
-    @property
-    def outcomes(self) -> str:
-        return f"outcomes.{self.unique}"
-
-    @property
-    def dead_letters(self) -> str:
-        return f"deadletters.{self.unique}"
-
-    @property
-    def group(self) -> str:
-        return f"registration-{self.unique}"
-
-
-def start_registration(
-    tmp_path: Path, service_env: dict[str, str], kafka_bootstrap: str, unique: str, partners: list[dict[str, Any]]
-) -> Registration:
-    seed = tmp_path / "partners.json"
-    seed.write_text(json.dumps(partners))
-    env = {
-        **registration_env(service_env, unique, seed),
-        "REGISTRATION_MAX_MESSAGE_BYTES": str(MAX_MESSAGE_BYTES),
-        "REGISTRATION_BATCH_MAX_RECORDS": "100",
-    }
-    running = Registration(ServiceProcess("registration", env, tmp_path / "registration.log"), kafka_bootstrap, unique)
-    running.service.start()
-    return running
 
 
 @pytest.fixture
@@ -110,30 +67,7 @@ async def registration(
         yield running
     finally:
         running.service.stop()
-        await mongo.drop_database(f"registration_{unique}")
-
-
-def fate(value: bytes | None) -> Fate:
-    """What the contract promises for a record: an answer to `partner:request_id` when the envelope names
-    both, a dead letter (with its error type) when it does not or cannot be read (docs/partners.md)."""
-    data = value or b""
-    if len(data) > MAX_MESSAGE_BYTES:
-        return ("dead", "MessageTooLarge")
-    try:
-        event = partner_request_adapter.validate_json(data)
-    except ValidationError:
-        pass
-    else:
-        return ("answer", f"{partner_id_of(event.source)}:{event.data.request_id}")
-    try:
-        raw = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        return ("dead", "NotJson")
-    body = raw.get("data") if isinstance(raw, dict) else None
-    source, request_id = (raw.get("source"), body.get("request_id")) if isinstance(body, dict) else (None, None)
-    if isinstance(source, str) and source and isinstance(request_id, str) and request_id:
-        return ("answer", f"{partner_id_of(source)[:128]}:{request_id[:128]}")
-    return ("dead", "SchemaInvalid")
+        await mongo.drop_database(running.database)
 
 
 async def send(registration: Registration, cases: list[Case]) -> None:
@@ -146,7 +80,7 @@ async def send(registration: Registration, cases: list[Case]) -> None:
         ]
         for case, metadata in zip(cases, await asyncio.gather(*futures), strict=True):
             case.partition, case.offset = metadata.partition, metadata.offset
-            case.fate = fate(case.value)
+            case.fate = fate(case.value, case.headers)
     finally:
         await producer.stop()
 
@@ -385,7 +319,7 @@ def test_the_corpus_names_a_unique_request_for_every_answerable_record() -> None
     """The corpus itself: answerable hand-made records name distinct requests unless they are replays."""
     cases = hand_made(uuid.uuid4().hex[:8])
     for case in cases:
-        case.fate = fate(case.value)
+        case.fate = fate(case.value, case.headers)
         if case.dead is not None:
             assert case.fate == ("dead", case.dead), case.name
         else:
