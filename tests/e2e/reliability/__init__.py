@@ -2,6 +2,8 @@
 
     python -m tests.e2e.reliability             the reduced run (what `make test` runs, a few minutes)
     python -m tests.e2e.reliability --full      the full run; writes its summary to docs/reliability.md
+    python -m tests.e2e.reliability --soak      the soak (`make reliability-soak`, not in CI): 200,000 requests,
+                                                100 faults drawn at random; writes its summary there too
 
 A run starts a private Kafka + FerretDB stack of its own on free ports (a broker restart and a store outage
 would break every other test sharing the session's servers), the three services as separate processes
@@ -11,18 +13,21 @@ HTTP receiver standing in for workers' mailboxes, the SMS gateway, partners' web
 It publishes a seeded stream of enrollment requests at a steady rate (invalid ones, partners' re-sends,
 unauthorised partners and lifecycle requests in and out of order mixed in) and, while the stream flows,
 injects faults at random moments: kill -9 of a random service instance (restarted each time), a broker
-restart, a store outage (FerretDB stopped, then started) and a rebalance (one instance of each group killed
-and left down until the survivor has taken its partitions over). Then it compares what the system holds and
+restart, a hung broker (SIGSTOP, then SIGCONT), a broker kill -9, a store outage (FerretDB stopped, then
+started), the store's disk full (a tmpfs the run mounts, filled, then freed), an instance's wall clock stepped
+(libfaketime) and a rebalance (one instance of each group killed and left down until the survivor has taken
+its partitions over); after each, how long the system takes to ride it out. Then it compares what the system holds and
 published with an independent computation from the inputs, and scans every place a NIK could leak.
 
 The explanation kept in docs/reliability.md is the template `DOC_TEMPLATE` in `report.py`: a full run
 regenerates the file from it, so edit the template, not the file.
 
 The modules, in the order a run uses them: `plan` (how hard a run tries, the partners and subscribers),
-`workload` (the stream and the answer each request must get), `stack` and `fleet` (the private Kafka and
-FerretDB, the receivers, the service processes), `stream` (publishing), `chaos` (the faults), `probes`
-(reading topics, groups and health), `settle`, `figures` and `verification` (the independent computation and
-the comparison), `verdict` (what was found, the NIK scan), `report`, and `run` (one run, in order).
+`workload` (the stream and the answer each request must get), `stack`, `clock` and `fleet` (the private Kafka
+and FerretDB, the receivers, the service processes under libfaketime), `stream` (publishing), `chaos` and
+`outages` (the faults), `probes` (reading topics, groups and health), `settle`, `figures`, `verification` and
+`dashboard` (the independent computation and the comparison), `verdict` (what was found, the NIK scan),
+`report`, and `run` (one run, in order).
 """
 
 from __future__ import annotations

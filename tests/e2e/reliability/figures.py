@@ -97,7 +97,8 @@ def observed_figures(snapshot: dict[str, Any]) -> Figures:
     picked = {key: snapshot.get(key) for key in COMPARED}
     for flow in ("enrollments", "terminations", "reactivations"):
         picked[flow] = {"total": (snapshot.get(flow) or {}).get("total", 0)}
-    return _sparse(picked)
+    figures: Figures = _sparse(picked)
+    return figures
 
 
 def differences(actual: dict[str, Figures], expected: dict[str, Figures]) -> list[str]:

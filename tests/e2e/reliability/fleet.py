@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from shared import events as ev
+from tests.e2e.reliability.clock import Clocks
 from tests.e2e.reliability.plan import PARTNER_SECRETS, PARTNERS, SMS_SECRET, SUBSCRIBERS, Plan
 from tests.e2e.reliability.stack import MailSink, PrivateStack, WebReceiver
 from tests.support import ServiceProcess
@@ -30,6 +31,7 @@ class Fleet:
     instances: dict[str, ServiceProcess]
     down: set[str] = field(default_factory=set)  # killed by a fault and not restarted yet
     exits: list[str] = field(default_factory=list)  # instances that died without being killed
+    clocks: Clocks | None = None  # each instance's wall clock, when the plan steps one
 
     @classmethod
     def create(cls, plan: Plan, stack: PrivateStack, workdir: Path, mail: MailSink, web: WebReceiver) -> Fleet:
@@ -74,13 +76,15 @@ class Fleet:
             # answers again (defect reported with issue 9; tests/e2e/test_reliability.py shows it).
             "NOTIFICATION_CHANNEL_CAPACITY": "25",
         }
-        copies = ("a", "b") if plan.rebalance else ("a",)
+        copies = ("a", "b") if plan.rebalance or plan.random_faults else ("a",)
+        clocks = Clocks(workdir / "clocks") if plan.needs_clock else None
         instances: dict[str, ServiceProcess] = {}
-        for name, env in (("registration", registration), ("reporting", reporting)):
-            for copy in copies:
-                instances[f"{name}-{copy}"] = ServiceProcess(name, env, workdir / f"{name}-{copy}.log")
-        instances["notification"] = ServiceProcess("notification", notification, workdir / "notification.log")
-        return cls(instances)
+        scaled = (("registration", registration), ("reporting", reporting))
+        services = [(f"{name}-{copy}", name, env) for name, env in scaled for copy in copies]
+        for instance, service, env in [*services, ("notification", "notification", notification)]:
+            clock = clocks.env(instance) if clocks else {}
+            instances[instance] = ServiceProcess(service, {**env, **clock}, workdir / f"{instance}.log")
+        return cls(instances, clocks=clocks)
 
     def alive(self) -> list[ServiceProcess]:
         return [s for name, s in self.instances.items() if name not in self.down]

@@ -31,6 +31,20 @@ class Plan:
     rebalance: bool
     rate: float  # requests published per second: the stream flows while the faults land
     seed: int = 20_250_309
+    # One of each of the harder faults (see chaos.py): the broker hung with SIGSTOP, the broker killed with
+    # kill -9, the store's disk full, a service instance's clock stepped.
+    broker_pause: bool = False
+    broker_kill: bool = False
+    disk_full: bool = False
+    clock_jump: bool = False
+    # The soak: this many faults drawn at random among every class (seeded), instead of the fixed list above.
+    random_faults: int = 0
+    pause_seconds: tuple[float, float] = (5, 30)  # how long the broker stays hung (SIGSTOP .. SIGCONT)
+    hold_seconds: tuple[float, float] = (5, 15)  # how long a full disk or a stepped clock stays so
+    store_size: str = "1g"  # the tmpfs the store's data lives on, filled for the disk-full fault
+    # Every fault must be ridden out within this: every instance healthy and every request published before
+    # the fault was cleared answered.
+    recover_seconds: float = 180
     invalid_share: float = 0.05
     duplicate_share: float = 0.05
     # Shares of requests sent by the partner with little authority and by the one registration does not know.
@@ -43,17 +57,54 @@ class Plan:
     sweep_seconds: float = 2
     settle_seconds: float = 600  # how long everything may take to settle after the last fault
 
+    @property
+    def needs_store_mount(self) -> bool:
+        return self.disk_full or self.random_faults > 0
+
+    @property
+    def needs_clock(self) -> bool:
+        return self.clock_jump or self.random_faults > 0
+
     def describe(self) -> str:
+        if self.random_faults:
+            low, high = self.pause_seconds
+            return (
+                f"{self.requests} enrollment requests at {self.rate:g}/s; {self.random_faults} faults drawn at "
+                f"random (seed {self.seed}): kill -9 of any instance, broker hung {low:g}-{high:g} s (SIGSTOP), "
+                "broker kill -9, broker restart, FerretDB stopped, FerretDB's disk full, a clock stepped, rebalance"
+            )
         faults = [f"{self.kills} x kill -9"]
         if self.broker_restart:
             faults.append("broker restart")
+        if self.broker_pause:
+            faults.append(f"broker hung {self.pause_seconds[0]:g}-{self.pause_seconds[1]:g} s (SIGSTOP)")
+        if self.broker_kill:
+            faults.append("broker kill -9")
         faults.append(f"FerretDB stopped {self.outage_seconds:g} s")
+        if self.disk_full:
+            faults.append("FerretDB's disk full")
+        if self.clock_jump:
+            faults.append("a clock stepped")
         if self.rebalance:
             faults.append("rebalance (one instance of each group killed)")
         return f"{self.requests} enrollment requests at {self.rate:g}/s; " + ", ".join(faults)
 
 
-REDUCED = Plan("reduced", requests=1000, kills=3, outage_seconds=5, broker_restart=True, rebalance=True, rate=25)
+REDUCED = Plan(
+    "reduced",
+    requests=2000,  # long enough a stream at this rate that it still flows while most faults land
+    kills=3,
+    outage_seconds=5,
+    broker_restart=True,
+    rebalance=True,
+    rate=30,
+    broker_pause=True,
+    broker_kill=True,
+    disk_full=True,
+    clock_jump=True,
+    pause_seconds=(5, 6),
+    hold_seconds=(3, 4),
+)
 FULL = Plan(
     "full",
     requests=20_000,
@@ -64,6 +115,22 @@ FULL = Plan(
     rate=110,
     sweep_seconds=10,
     settle_seconds=3600,
+)
+# At least 200,000 distinct requests (lifecycle requests come on top of the enrollments) and 100 faults.
+SOAK = Plan(
+    "soak",
+    requests=195_000,
+    kills=0,
+    outage_seconds=15,
+    broker_restart=True,
+    rebalance=True,
+    # What two instances of each service sustain on 2 shared cores with faults every 40 s or so; the full
+    # run's 110/s holds for minutes on an idle machine, not for an hour of faults (see docs/reliability.md).
+    rate=60,
+    random_faults=100,
+    sweep_seconds=10,
+    settle_seconds=3600,
+    store_size="6g",
 )
 
 # Where workers are enrolled: seven regencies/cities of Greater Jakarta in three provinces (100 kecamatan).

@@ -23,6 +23,7 @@ from shared.topics import (
     partner_requests_pattern,
 )
 from tests.e2e.reliability.chaos import Chaos, Fault
+from tests.e2e.reliability.dashboard import verify_dashboard
 from tests.e2e.reliability.fleet import Fleet
 from tests.e2e.reliability.plan import WIB, Plan
 from tests.e2e.reliability.probes import lag, list_topics, read_topic
@@ -67,6 +68,8 @@ async def run(plan: Plan, workdir: Path, *, command: str = "") -> Report:
     mongo: AsyncMongoClient[dict[str, Any]] | None = None
     started, began, checkout = datetime.now(UTC), time.monotonic(), commit()
     try:
+        if plan.needs_store_mount:
+            stack.mount_store(plan.store_size)
         await stack.start()
         mail.start()
         web.start()
@@ -144,6 +147,7 @@ async def verify(  # noqa: PLR0913, PLR0917 - every place the verification reads
     verify_partner_topics(outcomes, copies, verdict)
     at_rest = await verify_registration(work, outcomes, mongo, stack.bootstrap, verdict)
     api_texts = await verify_reporting(work, stack.bootstrap, fleet, verdict)
+    dashboard_texts = await verify_dashboard(work, fleet, verdict)
     reports = [
         ev.delivery_adapter.validate_json(r.value)
         for r in await read_topic(stack.bootstrap, NOTIFICATION_DELIVERIES.name)
@@ -172,5 +176,6 @@ async def verify(  # noqa: PLR0913, PLR0917 - every place the verification reads
     scan_into(verdict, "service logs", [s.logs() for s in fleet.instances.values()], niks)
     scan_into(verdict, "notifications (ledger, e-mails, webhooks, SMS)", notified, niks)
     scan_into(verdict, "reporting API", api_texts, niks)
+    scan_into(verdict, "dashboard data (decimal fractions left out)", dashboard_texts, niks)
     scan_into(verdict, "participants collection at rest", at_rest, niks)
     return verdict

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -45,7 +46,7 @@ async def settle(  # noqa: PLR0913, PLR0917 - what has to come to rest
     if not await eventually(lambda: keys <= progress.answered, within):
         notes.append(f"{len(keys - progress.answered)} requests unanswered after {within:.0f} s")
     for group, topic in CONSUMER_GROUPS[:1]:
-        if not await eventually(lambda g=group, t=topic: caught_up(bootstrap, g, t), 120, interval=1):
+        if not await eventually(partial(caught_up, bootstrap, group, topic), 120, interval=1):
             notes.append(f"{group} still behind on {topic}")
     ends = {
         f"{ENROLLMENT_OUTCOMES.name}:{p}": n
@@ -58,7 +59,7 @@ async def settle(  # noqa: PLR0913, PLR0917 - what has to come to rest
     if not await eventually(lambda: ledger_at_rest(deliveries, bootstrap), 240, interval=1):
         notes.append("the notification ledger still has pending or unreported deliveries")
     for group, topic in CONSUMER_GROUPS[1:]:
-        if not await eventually(lambda g=group, t=topic: caught_up(bootstrap, g, t), 120, interval=1):
+        if not await eventually(partial(caught_up, bootstrap, group, topic), 120, interval=1):
             notes.append(f"{group} still behind on {topic}")
     notes.append(f"settled {time.monotonic() - began:.0f} s after the last request was published")
     return notes

@@ -30,6 +30,7 @@ class PrivateStack:
     kafka_port: int = field(default_factory=free_port)
     controller_port: int = field(default_factory=free_port)
     mongo_port: int = field(default_factory=free_port)
+    store_mounted: bool = False
 
     @property
     def bootstrap(self) -> str:
@@ -68,6 +69,38 @@ class PrivateStack:
     def reset(self) -> None:
         """Synchronous on purpose: the cleanup of a cancelled run must not be cancelled in turn."""
         subprocess.run([str(STACK), "reset"], env=self.env(), capture_output=True, check=False)
+        if self.store_mounted:
+            subprocess.run(["umount", "--lazy", str(self.store_dir)], capture_output=True, check=False)  # noqa: S607
+            self.store_mounted = False
+
+    def pid(self, name: str) -> int:
+        """The process id deploy/local/stack recorded for `name` (kafka, ferretdb)."""
+        return int((self.state / "run" / f"{name}.pid").read_text().strip())
+
+    @property
+    def store_dir(self) -> Path:
+        """FerretDB's state (its SQLite files live in `data/` below it, as deploy/local/stack lays it out)."""
+        return self.state / "ferretdb"
+
+    def mount_store(self, size: str) -> None:
+        """A small filesystem of its own for FerretDB's data, so the disk-full fault fills it and nothing else.
+
+        A tmpfs needs root (CI runs as root). A run that asks for the fault and cannot mount fails here,
+        saying why: skipping the fault would report a clean run that never tried it.
+        """
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        result = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(self.store_dir)],  # noqa: S607
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(
+                f"the disk-full fault needs a {size} tmpfs for FerretDB's data at {self.store_dir}, and the mount "
+                f"was refused (run as root): {(result.stderr or result.stdout).strip()}"
+            )
+        self.store_mounted = True
 
 
 # --- Stand-ins for the outside world: mailboxes, webhooks, the SMS gateway ----------------------------------

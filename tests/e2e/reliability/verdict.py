@@ -25,6 +25,8 @@ class Verdict:
     problems: list[str] = field(default_factory=list)  # faults not ridden out: health, exits, recovery
     examples: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     checks: list[str] = field(default_factory=list)  # what was checked and what was seen, for the report
+    # The notification ledger's final statuses per class of recipient (see verification.recipient_class).
+    recipients: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def count(self, kind: Literal["lost", "doubled", "mismatches"], where: str, items: Iterable[str]) -> None:
         found = list(items)

@@ -229,6 +229,46 @@ def expected_intents(work: Workload, outcomes: dict[str, Any]) -> dict[Intent, s
     return intents
 
 
+NO_WEBHOOK = "partner has no webhook configured"  # notification's reason for an undeliverable partner intent
+
+
+def recipient_class(intent: Intent) -> tuple[str, bool]:
+    """Who an intent is for, and whether that recipient can be reached by the test's design."""
+    _, audience, recipient, channel = intent
+    if audience == "partner":
+        if recipient in PARTNER_SECRETS:
+            return "partner with a webhook", True
+        if recipient == UNKNOWN_PARTNER:
+            return "partner registration does not know (no webhook)", False
+        return "partner without a webhook (reads its own outcome topic)", False
+    return f"{audience} ({channel.lower()})", True
+
+
+def outcomes_by_recipient(ledger: dict[Intent, list[dict[str, Any]]], verdict: Verdict) -> None:
+    """The ledger's final statuses per class of recipient: every `failed` must be to a recipient that cannot
+    be reached by design (a partner without a webhook, with notification's reason for it); one failed
+    delivery to a healthy recipient makes the run fail."""
+    table: dict[str, Counter[str]] = defaultdict(Counter)
+    healthy_failed: list[str] = []
+    other_reason: list[str] = []
+    for intent, docs in ledger.items():
+        kind, healthy = recipient_class(intent)
+        status = docs[0]["status"]
+        table[kind][status] += 1
+        if status == "failed" and healthy:
+            healthy_failed.append(f"{intent}: after {docs[0]['attempts']} attempts ({docs[0].get('last_error')})")
+        elif status == "failed" and docs[0].get("last_error") != NO_WEBHOOK:
+            other_reason.append(f"{intent}: {docs[0].get('last_error')}")
+    verdict.count("lost", "notifications to a healthy recipient that failed", healthy_failed)
+    verdict.count("mismatches", "notifications failed by design for another reason", other_reason)
+    verdict.recipients = {kind: dict(sorted(counts.items())) for kind, counts in sorted(table.items())}
+    verdict.checks.append(
+        "notification outcomes by recipient: "
+        + "; ".join(f"{kind}: {dict(counts)}" for kind, counts in verdict.recipients.items())
+        + f"; {len(healthy_failed)} failed to a healthy recipient"
+    )
+
+
 def _intent_of(doc: dict[str, Any]) -> Intent:
     recipient = doc["address"] if doc["audience"] == "worker" else doc["recipient_id"]
     return (doc["source_event_id"], doc["audience"], str(recipient), doc["channel"])
@@ -270,6 +310,7 @@ async def verify_notification(  # noqa: PLR0913, PLR0917 - the places a notifica
         if i in want and docs[0]["status"] != want[i]
     ]
     verdict.count("lost", "notifications not delivered", unsettled)
+    outcomes_by_recipient(ledger, verdict)
 
     receipts = [*mail.receipts, *web.receipts]
     received: dict[str, list[Receipt]] = defaultdict(list)
