@@ -164,6 +164,13 @@ def reserved_now(record: ParticipantRecord | None, year: int) -> Reservation | N
     return None
 
 
+def _year_held(current: ParticipantRecord, ctx: Context) -> int:
+    """The fiscal year a participation's reservation is in now: this year's, or next year's for a coverage
+    that starts then (a termination or update of it must release or re-price that year's months)."""
+    held = current.reserved
+    return max(ctx.today.year, held.fiscal_year) if held is not None else ctx.today.year
+
+
 def starting(
     terms: EnrollmentRequest, start: date, current: ParticipantRecord | None, ctx: Context
 ) -> tuple[Charge, Reservation] | None:
@@ -182,7 +189,7 @@ def starting(
 
 def ending(current: ParticipantRecord, effective: date, ctx: Context) -> tuple[Charge, Reservation] | None:
     """A termination: every reserved month after the one it takes effect in is released."""
-    before = reserved_now(current, ctx.today.year)
+    before = reserved_now(current, _year_held(current, ctx))
     if before is None:
         return None
     cut = month_of(effective)
@@ -195,7 +202,7 @@ def changing(
     current: ParticipantRecord, terms: EnrollmentRequest, effective: date, ctx: Context
 ) -> tuple[Charge, Reservation] | None:
     """An update: the months from the one it takes effect in are priced again on the new terms."""
-    before = reserved_now(current, ctx.today.year)
+    before = reserved_now(current, _year_held(current, ctx))
     if before is None:
         return None
     cut = month_of(effective)

@@ -138,6 +138,7 @@ async def verify_registration(
     if log_entries != len(work.expectations):
         kind = "lost" if log_entries < len(work.expectations) else "doubled"
         verdict.count(kind, "request log entries", [f"{log_entries} for {len(work.expectations)} requests"])
+    await verify_budgets(outcomes, db, verdict)
     active = sum(doc.get("status") == "ACTIVE" for doc in documents)
     verdict.checks.append(
         f"registration: {len(stored)} participants ({active} active) for {len(work.participations)} valid "
@@ -145,6 +146,37 @@ async def verify_registration(
         f"{history} history entries, {log_entries} request-log entries"
     )
     return [json.dumps(doc, default=str) for doc in documents]
+
+
+async def verify_budgets(outcomes: dict[str, Any], db: Any, verdict: Verdict) -> None:
+    """Each APBD/APBDes budget's ledger (one document, compare-and-swap, no transaction) counted every decided
+    request exactly once through the crashes: its reserved Rupiah, workers and months equal the sum of the
+    charges the outcomes published (one outcome per request), and no entry is left pending (docs/budgets.md)."""
+    charged: dict[str, Counter[str]] = defaultdict(Counter)
+    for event in outcomes.values():
+        charge = getattr(event.data, "budget", None)
+        if charge is None:
+            continue
+        key = f"{charge.region_code}|{charge.fiscal_year}|{charge.funding_source.value}"
+        charged[key].update({"reserved": charge.amount, "workers": charge.workers})
+        charged[key].update({f"month {m}": v for m, v in charge.by_month.items()})
+    ledgers = {doc["_id"]: doc async for doc in db["budgets"].find({})}
+    wrong = []
+    for key in sorted(ledgers.keys() | charged.keys()):
+        ledger = ledgers.get(key, {})
+        counted = Counter({"reserved": ledger.get("reserved", 0), "workers": ledger.get("workers", 0)})
+        counted.update({f"month {m}": v for m, v in json.loads(ledger.get("by_month") or "{}").items()})
+        want = charged.get(key, Counter())
+        differ = {f for f in counted.keys() | want.keys() if counted[f] != want[f]}
+        pending = len(json.loads(ledger.get("pending") or "{}"))
+        if differ or pending:
+            shown = ", ".join(f"{f}: ledger {counted[f]:,}, outcomes {want[f]:,}" for f in sorted(differ))
+            wrong.append(f"{key}: {shown}; {pending} pending")
+    verdict.count("mismatches", "budget ledgers against the charges the outcomes published", wrong)
+    verdict.checks.append(
+        f"budgets: {len(ledgers)} ledgers, {sum(c['reserved'] for c in charged.values()):,} Rupiah and "
+        f"{sum(c['workers'] for c in charged.values())} workers charged by the outcomes; ledgers agree: {not wrong}"
+    )
 
 
 # --- Verification: reporting --------------------------------------------------------------------------------

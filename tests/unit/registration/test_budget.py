@@ -163,6 +163,23 @@ def test_a_termination_mid_month_releases_the_months_after_it(ctx: Context) -> N
     assert (ledger.reserved, ledger.workers) == (67_200, 0)
 
 
+def test_a_termination_of_a_coverage_starting_next_year_releases_next_years_months() -> None:
+    # In December a coverage may start in January: its months are reserved on next year's budget, and a
+    # termination before the year turns must release them there (it used to look at this year's only).
+    december = Context(today=date(2026, 12, 6), regions=load_regions(), nik_secret=b"test-secret", now=NOW)
+    enrolled = decide(_enroll("r1", 1, start=date(2027, 1, 4)), SENDER, None, december)
+    assert enrolled.charge is not None
+    assert (enrolled.charge.budget.fiscal_year, enrolled.charge.amount) == (2027, 12 * PACKAGE)
+    nik = format_nik("32.71.01", date(1990, 6, 5), ev.Sex.FEMALE, 1)
+    ended = decide(_terminate(nik, date(2027, 1, 4)), SENDER, enrolled.participant, december)
+    assert ended.charge is not None
+    assert ended.charge.budget == enrolled.charge.budget
+    assert (ended.charge.amount, ended.charge.workers) == (-11 * PACKAGE, -1)  # January stays due
+    assert ended.participant is not None
+    assert ended.participant.reserved is not None
+    assert ended.participant.reserved.by_month == {"2027-01": PACKAGE}
+
+
 def test_an_allocation_revised_below_the_reservations_holds_new_ones_and_keeps_accepted_ones(ctx: Context) -> None:
     ledger = _allocated(2 * 117_600)
     ledger, _ = _admit(ledger, decide(_enroll("r1", 1), SENDER, None, ctx), ctx)
