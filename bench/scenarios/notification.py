@@ -121,6 +121,7 @@ def notification_env(h: Harness, outcomes: str, run: str, seed: Path, smtp_port:
         "NOTIFICATION_AGGREGATES_TOPIC": h.name(run, "aggregates"),
         "NOTIFICATION_DELIVERIES_TOPIC": h.name(run, "deliveries"),
         "NOTIFICATION_DEAD_LETTERS_TOPIC": h.name(run, "notification", "deadletters"),
+        "NOTIFICATION_BUDGET_TOPIC": h.name(run, "budget"),
         "NOTIFICATION_GROUP_ID": h.name(run, "notification"),
         "NOTIFICATION_MONGODB_DATABASE": h.name(run, "notification"),
         "NOTIFICATION_SEED_FILE": str(seed),

@@ -34,6 +34,7 @@ def registration_env(h: Harness, requests: str, run: str) -> dict[str, str]:
         "REGISTRATION_REQUESTS_TOPIC": requests,
         "REGISTRATION_OUTCOMES_TOPIC": h.name(run, "outcomes"),
         "REGISTRATION_DEAD_LETTERS_TOPIC": h.name(run, "deadletters"),
+        "REGISTRATION_BUDGET_TOPIC": h.name(run, "budget"),
         "REGISTRATION_GROUP_ID": h.name(run, "registration"),
         "REGISTRATION_PARTNER_TOPIC_PREFIX": h.name(run, "partner") + ".",
         "REGISTRATION_MONGODB_DATABASE": h.name(run, "registration"),

@@ -121,6 +121,7 @@ def reporting_env(h: Harness, outcomes: str, run: str) -> dict[str, str]:
         "REPORTING_OUTCOMES_TOPIC": outcomes,
         "REPORTING_REGION_AGGREGATES_TOPIC": h.name(run, "aggregates"),
         "REPORTING_DEAD_LETTERS_TOPIC": h.name(run, "reporting", "deadletters"),
+        "REPORTING_BUDGET_TOPIC": h.name(run, "budget"),
         "REPORTING_GROUP_ID": h.name(run, "reporting"),
         "REPORTING_MONGODB_DATABASE": h.name(run, "reporting"),
     }

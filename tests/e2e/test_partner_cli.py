@@ -46,6 +46,7 @@ def cli_env(tmp_path: Path, service_env: dict[str, str], unique: str) -> Iterato
         "REGISTRATION_REQUESTS_TOPIC": f"cli.requests.{unique}",
         "REGISTRATION_OUTCOMES_TOPIC": f"cli.outcomes.{unique}",
         "REGISTRATION_DEAD_LETTERS_TOPIC": f"cli.deadletters.{unique}",
+        "REGISTRATION_BUDGET_TOPIC": f"cli.budget.{unique}",
     }
     env = {
         **service_env,

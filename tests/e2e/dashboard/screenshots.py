@@ -96,6 +96,7 @@ async def main() -> None:
                     "REPORTING_OUTCOMES_TOPIC",
                     "REPORTING_REGION_AGGREGATES_TOPIC",
                     "REPORTING_DEAD_LETTERS_TOPIC",
+                    "REPORTING_BUDGET_TOPIC",
                 )
             ]
             await admin.delete_topics(names)

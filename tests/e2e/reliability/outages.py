@@ -125,7 +125,9 @@ class Outages:
         pid = self.stack.pid("kafka")
         began = time.monotonic()
         os.kill(pid, signal.SIGKILL)
-        await eventually(lambda: not _running(pid), 30, interval=0.1)
+        gone = await eventually(lambda: not _running(pid), 60, interval=0.1)
+        if not gone:
+            raise RuntimeError(f"the killed broker (pid {pid}) is still running after 60 s")
         (self.stack.state / "run" / "kafka.pid").unlink(missing_ok=True)  # a zombie must not look alive
         stop = asyncio.Event()
         watching = asyncio.create_task(self.watch_health("kafka", stop))
@@ -223,12 +225,23 @@ class Outages:
 
 
 def _running(pid: int) -> bool:
-    """Alive and not a zombie waiting to be reaped."""
+    """Any thread of the process still alive.
+
+    The leader of a killed JVM turns zombie first, while its other threads are still tearing down and the
+    listening socket is still open: starting a new broker then finds its port taken. So every thread counts.
+    """
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
         return False
-    return state != "Z"
+    for task in tasks:
+        try:
+            state = (task / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state not in {"Z", "X"}:
+            return True
+    return False
 
 
 def _fill(ballast: Path) -> int:

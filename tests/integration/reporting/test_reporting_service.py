@@ -102,6 +102,8 @@ async def reporting(
         "REPORTING_OUTCOMES_TOPIC": f"outcomes.{unique}",
         "REPORTING_REGION_AGGREGATES_TOPIC": f"aggregates.{unique}",
         "REPORTING_DEAD_LETTERS_TOPIC": f"deadletters.{unique}",
+        # Its own: the shared budget topic carries other tests' budgets, in regions this test does not expect.
+        "REPORTING_BUDGET_TOPIC": f"budget.{unique}",
         "REPORTING_GROUP_ID": f"reporting-{unique}",
         "REPORTING_MONGODB_DATABASE": f"reporting_{unique}",
         "REPORTING_PUBLISH_INTERVAL_SECONDS": "0.3",
