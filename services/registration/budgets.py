@@ -1,9 +1,16 @@
-"""Registration's budget collections: one ledger document per budget, and the held requests.
+"""Registration's budget collections: each ledger's versions, a summary of each, and the held requests.
 
-A ledger changes only as a whole, replaced on the condition that its `sequence` is the one read (compare and
-swap on one document: the atomicity FerretDB v1 and every MongoDB have without transactions). The maps inside it
-(months, holds, pending entries, allocation versions) are JSON strings, as in the participants: FerretDB
-converts every nested field on write, and the ledger is rewritten on every change.
+A ledger changes only as a whole, from the version read to the next: the change is the insert of version
+`sequence + 1` under the id `<budget>#<sequence>`, and of two instances changing the same version only one
+insert succeeds (a unique `_id`: the one write FerretDB v1 and every MongoDB make atomic without
+transactions). A conditional replace is not enough: FerretDB v1 reads the document matching the filter, then
+writes by `_id` in a separate step, so two replaces conditional on the same `sequence` both succeed and one
+change is lost (`tests/integration/registration/test_budget_ledger_store.py` counts them: 2,400 swaps that
+all said they succeeded left a counter at about 400). The `budgets` collection keeps a summary of each
+ledger's newest version for readers; it may lag, so a load follows the versions past it.
+
+The maps inside a ledger (months, holds, pending entries, allocation versions) are JSON strings, as in the
+participants: FerretDB converts every nested field on write, and the ledger is rewritten on every change.
 
 A held request keeps its request event with the NIK sealed, bound to its key: when a second principal approves
 or refuses it, registration sends it back to intake (`budgeting.py`) to be decided again in order.
@@ -132,6 +139,11 @@ def ledger_document(ledger: Ledger) -> Document:
     }
 
 
+def version_id(key: str, sequence: int) -> str:
+    """A ledger version's id: zero-padded so that the versions of a budget sort in order."""
+    return f"{key}#{sequence:012d}"
+
+
 def ledger_from_document(document: Document) -> Ledger:
     allocations = tuple(
         Allocation(**{**a, "effective_date": date.fromisoformat(a["effective_date"])})
@@ -142,7 +154,7 @@ def ledger_from_document(document: Document) -> Ledger:
         for name, e in json.loads(document["pending"]).items()
     }
     return Ledger(
-        budget=budget_key(document["_id"]),
+        budget=budget_key(document.get("budget") or document["_id"]),
         sequence=document["sequence"],
         allocations=allocations,
         reserved=document["reserved"],
@@ -160,7 +172,8 @@ class MongoBudgets:
     def __init__(self, client: AsyncMongoClient[Document], database: str, sealer: Sealer) -> None:
         self._db: AsyncDatabase[Document] = client[database]
         self._sealer = sealer
-        self.ledgers = self._db["budgets"]
+        self.ledgers = self._db["budgets"]  # the summary: each ledger's newest version, as far as it is known
+        self.versions = self._db["budget_versions"]  # the truth: every version, by `version_id`
         self.holds = self._db["holds"]
         self.participants = self._db["participants"]  # read only: what a new year carries over
 
@@ -175,20 +188,42 @@ class MongoBudgets:
         """The ledgers of these budgets; one never written yet is empty (sequence 0)."""
         wanted = list(dict.fromkeys(keys))
         found = {doc["_id"]: ledger_from_document(doc) async for doc in self.ledgers.find({"_id": {"$in": wanted}})}
-        return {key: found.get(key) or Ledger(budget_key(key)) for key in wanted}
+        return await self._newest({key: found.get(key) or Ledger(budget_key(key)) for key in wanted})
+
+    async def _newest(self, ledgers: dict[str, Ledger]) -> dict[str, Ledger]:
+        """The ledgers as their newest versions hold them: one look for the version after each (usually none)."""
+        behind = dict(ledgers)
+        while behind:
+            ids = {version_id(key, ledger.sequence + 1): key for key, ledger in behind.items()}
+            cursor = self.versions.find({"_id": {"$in": list(ids)}})
+            behind = {ids[doc["_id"]]: ledger_from_document(doc) async for doc in cursor}
+            ledgers.update(behind)
+        return ledgers
 
     async def swap(self, before: Ledger, after: Ledger) -> bool:
-        """Replace the ledger if nobody changed it since `before` was read; False if somebody did."""
+        """Make `after` the next version if nobody changed the ledger since `before` was read; False if somebody
+        did. Then the summary follows (a failure there only leaves it behind: loads follow the versions)."""
         document = ledger_document(after)
-        document["sequence"] = before.sequence + 1
-        if before.sequence == 0:
+        sequence = before.sequence + 1
+        document["sequence"] = sequence
+        key = document["_id"]
+        try:
+            await self.versions.insert_one({**document, "_id": version_id(key, sequence), "budget": key})
+        except DuplicateKeyError:
+            return False
+        await self._summarise(document)
+        return True
+
+    async def _summarise(self, document: Document) -> None:
+        if document["sequence"] == 1:
             try:
                 await self.ledgers.insert_one(document)
             except DuplicateKeyError:
-                return False
-            return True
-        result = await self.ledgers.replace_one({"_id": document["_id"], "sequence": before.sequence}, document)
-        return result.matched_count == 1
+                pass
+            else:
+                return
+        # Not atomic on FerretDB (see above): a slower writer may put an older version back; loads do not care.
+        await self.ledgers.replace_one({"_id": document["_id"], "sequence": {"$lt": document["sequence"]}}, document)
 
     async def carried(self, budget: BudgetKey) -> Charge:
         """What the participations active at the start of the budget's year, reserved in an earlier year on
@@ -213,7 +248,8 @@ class MongoBudgets:
         return replace(charge, amount=sum(months.values()), workers=workers, by_month=dict(sorted(months.items())))
 
     async def all_ledgers(self) -> list[Ledger]:
-        return [ledger_from_document(doc) async for doc in self.ledgers.find({})]
+        found = {doc["_id"]: ledger_from_document(doc) async for doc in self.ledgers.find({})}
+        return list((await self._newest(found)).values())
 
     # --- held requests ---------------------------------------------------------------------------------------
 

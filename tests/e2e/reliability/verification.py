@@ -11,6 +11,7 @@ from typing import Any, Literal
 import httpx
 from pymongo import AsyncMongoClient
 
+from services.registration.budgets import version_id
 from shared import events as ev
 from shared.topics import (
     ENROLLMENT_REQUESTS,
@@ -148,6 +149,18 @@ async def verify_registration(
     return [json.dumps(doc, default=str) for doc in documents]
 
 
+async def _newest_ledgers(db: Any) -> dict[str, dict[str, Any]]:
+    """Each ledger's newest version: the summaries in `budgets`, followed along `budget_versions` past them
+    (services/registration/budgets.py: the summary may lag)."""
+    ledgers = {doc["_id"]: doc async for doc in db["budgets"].find({})}
+    behind = dict(ledgers)
+    while behind:
+        ids = {version_id(key, doc["sequence"] + 1): key for key, doc in behind.items()}
+        behind = {ids[doc["_id"]]: doc async for doc in db["budget_versions"].find({"_id": {"$in": list(ids)}})}
+        ledgers.update(behind)
+    return ledgers
+
+
 async def verify_budgets(outcomes: dict[str, Any], db: Any, verdict: Verdict) -> None:
     """Each APBD/APBDes budget's ledger (one document, compare-and-swap, no transaction) counted every decided
     request exactly once through the crashes: its reserved Rupiah, workers and months equal the sum of the
@@ -160,7 +173,7 @@ async def verify_budgets(outcomes: dict[str, Any], db: Any, verdict: Verdict) ->
         key = f"{charge.region_code}|{charge.fiscal_year}|{charge.funding_source.value}"
         charged[key].update({"reserved": charge.amount, "workers": charge.workers})
         charged[key].update({f"month {m}": v for m, v in charge.by_month.items()})
-    ledgers = {doc["_id"]: doc async for doc in db["budgets"].find({})}
+    ledgers = await _newest_ledgers(db)
     wrong = []
     for key in sorted(ledgers.keys() | charged.keys()):
         ledger = ledgers.get(key, {})
