@@ -104,3 +104,35 @@ async def test_write_read_and_a_unique_index(mongo: AsyncMongoClient[dict[str, A
     await collection.update_one({"request_id": "r1"}, {"$inc": {"n": 5}})
     assert (await collection.find_one({"request_id": "r1"}) or {})["n"] == 6
     await mongo.drop_database(f"smoke_{unique}")
+
+
+async def test_a_conditional_write_on_one_document_has_one_winner(mongodb_url: str, unique: str) -> None:
+    """What every compare-and-set of the services relies on (claims, checkpoints, version guards): of several
+    clients writing one document on the same condition, exactly one succeeds. MongoDB guarantees it; FerretDB
+    v1 only with deploy/local/ferretdb/write-lock.patch (unpatched, this test counted 399 claims and 369
+    updates for the 100 documents)."""
+    clients: list[AsyncMongoClient[dict[str, Any]]] = [AsyncMongoClient(mongodb_url) for _ in range(8)]
+    documents = [c[f"atomicity_{unique}"]["claims"] for c in clients]
+    await documents[0].insert_many([{"_id": i, "status": "NEW"} for i in range(100)])
+    claimed = updated = 0
+
+    async def claim(collection: Any, i: int) -> None:
+        nonlocal claimed
+        found = await collection.find_one_and_update({"_id": i, "status": "NEW"}, {"$set": {"status": "CLAIMED"}})
+        claimed += found is not None
+
+    async def settle(collection: Any, i: int) -> None:
+        nonlocal updated
+        result = await collection.update_one({"_id": i, "status": "CLAIMED"}, {"$set": {"status": "DONE"}})
+        updated += result.modified_count
+
+    try:
+        for i in range(100):
+            await asyncio.gather(*(claim(c, i) for c in documents))
+        for i in range(100):
+            await asyncio.gather(*(settle(c, i) for c in documents))
+        assert (claimed, updated) == (100, 100)
+    finally:
+        await clients[0].drop_database(f"atomicity_{unique}")
+        for client in clients:
+            await client.close()

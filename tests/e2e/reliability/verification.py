@@ -11,7 +11,8 @@ from typing import Any, Literal
 import httpx
 from pymongo import AsyncMongoClient
 
-from services.registration.budgets import version_id
+from services.registration.budgets import budget_key, newest_ledgers
+from services.registration.domain.ledger import Ledger
 from shared import events as ev
 from shared.topics import (
     ENROLLMENT_REQUESTS,
@@ -149,21 +150,9 @@ async def verify_registration(
     return [json.dumps(doc, default=str) for doc in documents]
 
 
-async def _newest_ledgers(db: Any) -> dict[str, dict[str, Any]]:
-    """Each ledger's newest version: the summaries in `budgets`, followed along `budget_versions` past them
-    (services/registration/budgets.py: the summary may lag)."""
-    ledgers = {doc["_id"]: doc async for doc in db["budgets"].find({})}
-    behind = dict(ledgers)
-    while behind:
-        ids = {version_id(key, doc["sequence"] + 1): key for key, doc in behind.items()}
-        behind = {ids[doc["_id"]]: doc async for doc in db["budget_versions"].find({"_id": {"$in": list(ids)}})}
-        ledgers.update(behind)
-    return ledgers
-
-
 async def verify_budgets(outcomes: dict[str, Any], db: Any, verdict: Verdict) -> None:
-    """Each APBD/APBDes budget's ledger (one document, compare-and-swap, no transaction) counted every decided
-    request exactly once through the crashes: its reserved Rupiah, workers and months equal the sum of the
+    """Each APBD/APBDes budget's ledger (versions inserted one after the other, no transaction) counted every
+    decided request exactly once through the crashes: its reserved Rupiah, workers and months equal the sum of the
     charges the outcomes published (one outcome per request), and no entry is left pending (docs/budgets.md)."""
     charged: dict[str, Counter[str]] = defaultdict(Counter)
     for event in outcomes.values():
@@ -173,15 +162,15 @@ async def verify_budgets(outcomes: dict[str, Any], db: Any, verdict: Verdict) ->
         key = f"{charge.region_code}|{charge.fiscal_year}|{charge.funding_source.value}"
         charged[key].update({"reserved": charge.amount, "workers": charge.workers})
         charged[key].update({f"month {m}": v for m, v in charge.by_month.items()})
-    ledgers = await _newest_ledgers(db)
+    ledgers = await newest_ledgers(db)
     wrong = []
     for key in sorted(ledgers.keys() | charged.keys()):
-        ledger = ledgers.get(key, {})
-        counted = Counter({"reserved": ledger.get("reserved", 0), "workers": ledger.get("workers", 0)})
-        counted.update({f"month {m}": v for m, v in json.loads(ledger.get("by_month") or "{}").items()})
+        ledger = ledgers.get(key) or Ledger(budget_key(key))
+        counted = Counter({"reserved": ledger.reserved, "workers": ledger.workers})
+        counted.update({f"month {m}": v for m, v in ledger.by_month.items()})
         want = charged.get(key, Counter())
         differ = {f for f in counted.keys() | want.keys() if counted[f] != want[f]}
-        pending = len(json.loads(ledger.get("pending") or "{}"))
+        pending = len(ledger.pending)
         if differ or pending:
             shown = ", ".join(f"{f}: ledger {counted[f]:,}, outcomes {want[f]:,}" for f in sorted(differ))
             wrong.append(f"{key}: {shown}; {pending} pending")
