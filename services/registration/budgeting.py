@@ -79,6 +79,46 @@ def _declared(decision: Decision, ledger: Ledger) -> tuple[Decision, Ledger]:
     return replace(decision, outcome=recorded), ledger
 
 
+def _entered(
+    ledger: Ledger, indexes: list[int], decisions: Sequence[Decision], ctx: Context
+) -> tuple[Ledger, dict[int, Decision]]:
+    """One budget's decisions of a batch checked in order against its ledger and entered in it."""
+    admitted: dict[int, Decision] = {}
+    for index in indexes:
+        decision = decisions[index]
+        if isinstance(decision.outcome, AllocationRecordedEvent):
+            admitted[index], ledger = _declared(decision, ledger)
+            continue
+        decision = _admitted(decision, ledger, ctx)
+        if decision.charge is not None:
+            ledger = ledger.enter(decision.key, decision.charge, decision.outcome.id)
+        admitted[index] = decision
+    return ledger, admitted
+
+
+Settlement = tuple[str, str, Charge | None]  # request key, the kept outcome's id, its charge on this budget
+
+
+def _settlements(kept: Iterable[Decision], entered: Mapping[str, str]) -> dict[str, list[Settlement]]:
+    """Per budget touched by the batch, what to settle in it."""
+    work: dict[str, list[Settlement]] = {}
+    for decision in kept:
+        charge = decision.charge
+        touched = {entered.get(decision.key), charge.budget.key if charge is not None else None} - {None}
+        if isinstance(decision.outcome, AllocationRecordedEvent):
+            touched.add(decision.outcome_key)
+        for budget in touched:
+            mine = charge if charge is not None and charge.budget.key == budget else None
+            work.setdefault(str(budget), []).append((decision.key, decision.outcome.id, mine))
+    return work
+
+
+def _settled(ledger: Ledger, items: Iterable[Settlement]) -> Ledger:
+    for request, kept_id, charge in items:
+        ledger = ledger.settle(request, kept_id, charge)
+    return ledger
+
+
 @dataclass(frozen=True)
 class Budgeting:
     """Everything the budget step needs, created once in the app's lifespan."""
@@ -90,83 +130,89 @@ class Budgeting:
 
     async def admit(self, decisions: Sequence[Decision], ctx: Context) -> tuple[list[Decision], dict[str, str]]:
         """The decisions as their budgets let them stand, entered in their ledgers; and, for each request
-        entered, the budget it was entered in (to settle it after the batch is applied)."""
+        entered, the budget it was entered in (to settle it after the batch is applied).
+
+        Every budget of the batch is read, opened and swapped together (`MongoBudgets.swap_many`): a batch
+        touches a budget per region and source, and a round trip per budget was most of a batch's time. Only
+        the budgets whose swap lost to another instance go round again."""
         result = list(decisions)
         groups: dict[str, list[int]] = {}
         for index, decision in enumerate(decisions):
             key = budget_of(decision)
             if key is not None:
                 groups.setdefault(key, []).append(index)
-        await asyncio.gather(
-            *(self._admit_group(key, indexes, decisions, result, ctx) for key, indexes in groups.items())
-        )
+        todo = dict(groups)
+        for _ in range(SWAP_ATTEMPTS):
+            if not todo:
+                break
+            befores = await self.store.load(todo)
+            ledgers = await self._opened(befores, ctx)
+            admitted: dict[str, dict[int, Decision]] = {}
+            for key, indexes in todo.items():
+                ledgers[key], admitted[key] = _entered(ledgers[key], indexes, decisions, ctx)
+            lost = await self.store.swap_many([(befores[key], ledgers[key]) for key in todo])
+            for key in set(todo) - lost:
+                for index, decision in admitted[key].items():
+                    result[index] = decision
+            todo = {key: todo[key] for key in lost}
+        if todo:
+            raise RuntimeError(f"budgets {sorted(todo)}: ledgers kept changing under {SWAP_ATTEMPTS} attempts; retried")
         entered = {result[i].key: key for key, indexes in groups.items() for i in indexes}
         return result, entered
-
-    async def _admit_group(
-        self, key: str, indexes: list[int], decisions: Sequence[Decision], result: list[Decision], ctx: Context
-    ) -> None:
-        for _ in range(SWAP_ATTEMPTS):
-            before = (await self.store.load([key]))[key]
-            ledger = await self._opened(before, ctx)
-            admitted: dict[int, Decision] = {}
-            for index in indexes:
-                decision = decisions[index]
-                if isinstance(decision.outcome, AllocationRecordedEvent):
-                    admitted[index], ledger = _declared(decision, ledger)
-                    continue
-                decision = _admitted(decision, ledger, ctx)
-                if decision.charge is not None:
-                    ledger = ledger.enter(decision.key, decision.charge, decision.outcome.id)
-                admitted[index] = decision
-            if await self.store.swap(before, ledger):
-                for index, decision in admitted.items():
-                    result[index] = decision
-                return
-        raise RuntimeError(f"budget {key}: the ledger kept changing under {SWAP_ATTEMPTS} attempts; batch retried")
 
     async def settle(self, kept: Iterable[Decision], entered: Mapping[str, str], ctx: Context) -> list[Keyed]:
         """Count every request of the batch for good as the decision the log kept; the touched budgets'
         positions to publish."""
-        work: dict[str, list[tuple[str, str, Charge | None]]] = {}
-        for decision in kept:
-            charge = decision.charge
-            touched = {entered.get(decision.key), charge.budget.key if charge is not None else None} - {None}
-            if isinstance(decision.outcome, AllocationRecordedEvent):
-                touched.add(decision.outcome_key)
-            for budget in touched:
-                mine = charge if charge is not None and charge.budget.key == budget else None
-                work.setdefault(str(budget), []).append((decision.key, decision.outcome.id, mine))
-        ledgers = await asyncio.gather(*(self._settle_group(budget, items) for budget, items in work.items()))
-        return [self.position(ledger, ctx) for ledger in ledgers]
-
-    async def _settle_group(self, key: str, items: list[tuple[str, str, Charge | None]]) -> Ledger:
+        work = _settlements(kept, entered)
+        settled: dict[str, Ledger] = {}
+        todo = dict(work)
         for _ in range(SWAP_ATTEMPTS):
-            before = (await self.store.load([key]))[key]
-            ledger = before
-            if not before.opened and before.sequence == 0:
-                return before  # nothing of this year was entered here (a replay): nothing to settle
-            for request, kept_id, charge in items:
-                ledger = ledger.settle(request, kept_id, charge)
-            if ledger == before or await self.store.swap(before, ledger):
-                return replace(ledger, sequence=before.sequence + (ledger != before))
-        raise RuntimeError(f"budget {key}: the ledger kept changing under {SWAP_ATTEMPTS} attempts; batch retried")
+            if not todo:
+                break
+            befores = await self.store.load(todo)
+            changes: dict[str, tuple[Ledger, Ledger]] = {}
+            for key, items in todo.items():
+                before = befores[key]
+                # Not opened and never written: nothing of this year was entered here (a replay), nothing to settle.
+                ledger = before if not before.opened and before.sequence == 0 else _settled(before, items)
+                if ledger == before:
+                    settled[key] = before
+                else:
+                    changes[key] = (before, ledger)
+            lost = await self.store.swap_many(list(changes.values()))
+            for key, (before, ledger) in changes.items():
+                if key not in lost:
+                    settled[key] = replace(ledger, sequence=before.sequence + 1)
+            todo = {key: todo[key] for key in lost}
+        if todo:
+            raise RuntimeError(f"budgets {sorted(todo)}: ledgers kept changing under {SWAP_ATTEMPTS} attempts; retried")
+        return [self.position(settled[key], ctx) for key in work]
 
-    async def _opened(self, ledger: Ledger, ctx: Context) -> Ledger:
-        """A ledger as its first decision of the year finds it: with the participations active when the year
-        began carried over. Only once the year has begun, and only once the year before has settled every
+    async def _opened(self, ledgers: Mapping[str, Ledger], ctx: Context) -> dict[str, Ledger]:
+        """The ledgers as their first decision of the year finds them: with the participations active when the
+        year began carried over. Only once the year has begun, and only once the year before has settled every
         entry (settled means the participation is written), so the carry-over reads every participation the
         year before reserved for."""
-        budget = ledger.budget
-        if ledger.opened or ctx.today.year < budget.fiscal_year:
-            return ledger
-        previous = budget.model_copy(update={"fiscal_year": budget.fiscal_year - 1}).key
+        opening = {
+            key: ledger
+            for key, ledger in ledgers.items()
+            if not ledger.opened and ctx.today.year >= ledger.budget.fiscal_year
+        }
+        if not opening:
+            return dict(ledgers)
+        previous = {
+            ledger.budget.model_copy(update={"fiscal_year": ledger.budget.fiscal_year - 1}).key
+            for ledger in opening.values()
+        }
         for _ in range(YEAR_OPENING_WAITS):
-            last_year = (await self.store.load([previous]))[previous]
-            if not last_year.pending:
-                return ledger.carried_over(await self.store.carried(budget))
+            unsettled = sorted(key for key, last_year in (await self.store.load(previous)).items() if last_year.pending)
+            if not unsettled:
+                break
             await asyncio.sleep(1)
-        raise RuntimeError(f"budget {budget.key}: {previous} still has pending entries; the batch is retried")
+        else:
+            raise RuntimeError(f"budgets {unsettled} still have pending entries; the batch is retried")
+        carried = await self.store.carried_many(ledger.budget for ledger in opening.values())
+        return {**ledgers, **{key: ledger.carried_over(carried[ledger.budget.key]) for key, ledger in opening.items()}}
 
     def position(self, ledger: Ledger, ctx: Context) -> Keyed:
         event = BudgetPositionChanged(

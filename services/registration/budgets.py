@@ -23,8 +23,8 @@ from dataclasses import asdict, replace
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
-from pymongo import ASCENDING
-from pymongo.errors import DuplicateKeyError
+from pymongo import ASCENDING, ReplaceOne
+from pymongo.errors import BulkWriteError
 
 from services.registration.domain.budget import Charge, reserved_now
 from services.registration.domain.ledger import Allocation, Entry, Ledger
@@ -41,6 +41,8 @@ if TYPE_CHECKING:
     from shared.crypto import Sealer
 
 Document = dict[str, Any]
+DUPLICATE_KEY = 11000
+SUMMARY_SLICE = 25  # summaries replaced per bulk write (`MongoBudgets._summarise`)
 
 
 def _dumps(value: Any) -> str:
@@ -183,6 +185,20 @@ def ledger_from_document(document: Document) -> Ledger:
     )
 
 
+async def _insert_new(collection: Any, documents: list[Document]) -> set[int]:
+    """Insert what is not there yet (by `_id`); the positions of the documents that were there already."""
+    if not documents:
+        return set()
+    try:
+        await collection.insert_many(documents, ordered=False)
+    except BulkWriteError as error:
+        errors = error.details.get("writeErrors", [])
+        if any(e.get("code") != DUPLICATE_KEY for e in errors):
+            raise
+        return {int(e["index"]) for e in errors}
+    return set()
+
+
 class MongoBudgets:
     """Ledgers and holds in registration's own database."""
 
@@ -208,49 +224,78 @@ class MongoBudgets:
     async def swap(self, before: Ledger, after: Ledger) -> bool:
         """Make `after` the next version if nobody changed the ledger since `before` was read; False if somebody
         did. Then the summary follows (a failure there only leaves it behind: loads follow the versions)."""
-        document = ledger_document(after)
-        sequence = before.sequence + 1
-        document["sequence"] = sequence
-        key = document["_id"]
-        try:
-            await self.versions.insert_one({**document, "_id": version_id(key, sequence), "budget": key})
-        except DuplicateKeyError:
-            return False
-        await self._summarise(document)
-        return True
+        return not await self.swap_many([(before, after)])
 
-    async def _summarise(self, document: Document) -> None:
-        if document["sequence"] == 1:
-            try:
-                await self.ledgers.insert_one(document)
-            except DuplicateKeyError:
-                pass
-            else:
-                return
+    async def swap_many(self, changes: Sequence[tuple[Ledger, Ledger]]) -> set[str]:
+        """`swap` for many ledgers in two round trips (the versions, then the summaries), whatever their number:
+        a batch touches a budget per region and source, hundreds of them. Returns the budgets whose version was
+        taken by another instance meanwhile; the others are changed."""
+        documents = []
+        for before, after in changes:
+            document = ledger_document(after)
+            document["sequence"] = before.sequence + 1
+            documents.append(document)
+        if not documents:
+            return set()
+        versions = [{**d, "_id": version_id(d["_id"], d["sequence"]), "budget": d["_id"]} for d in documents]
+        lost = {documents[index]["_id"] for index in await _insert_new(self.versions, versions)}
+        await self._summarise([d for d in documents if d["_id"] not in lost])
+        return lost
+
+    async def _summarise(self, documents: list[Document]) -> None:
+        firsts = [d for d in documents if d["sequence"] == 1]
+        known = {firsts[index]["_id"] for index in await _insert_new(self.ledgers, firsts)}
+        inserted = {d["_id"] for d in firsts} - known
         # Not atomic on FerretDB (see above): a slower writer may put an older version back; loads do not care.
-        await self.ledgers.replace_one({"_id": document["_id"], "sequence": {"$lt": document["sequence"]}}, document)
+        replaces = [
+            ReplaceOne({"_id": d["_id"], "sequence": {"$lt": d["sequence"]}}, d)
+            for d in documents
+            if d["_id"] not in inserted
+        ]
+        # In slices, one after the other: FerretDB v1 holds a SQLite connection for every update of a bulk write
+        # until the command ends, and a few hundred at once exhaust its pool of 100 (no reply, ever).
+        for start in range(0, len(replaces), SUMMARY_SLICE):
+            await self.ledgers.bulk_write(replaces[start : start + SUMMARY_SLICE], ordered=False)
 
     async def carried(self, budget: BudgetKey) -> Charge:
         """What the participations active at the start of the budget's year, reserved in an earlier year on
         the same region and source, need for all its twelve months (the rates each month: `reserved_now`)."""
-        year = budget.fiscal_year
-        charge = Charge(budget)
-        months: dict[str, int] = {}
-        workers = 0
-        cursor = self.participants.find(
-            {"budget": f"{budget.region_code}|{budget.funding_source.value}", "status": "ACTIVE"}, {"state": 1}
-        )
-        async for doc in cursor:
-            record = ParticipantRecord.model_validate_json(doc["state"])
-            if record.reserved is None or record.reserved.fiscal_year >= year:
-                continue  # reserved in this year already, by its own decision
-            now = reserved_now(record, year)
-            if now is None:
-                continue
-            workers += 1
-            for month, amount in now.by_month.items():
-                months[month] = months.get(month, 0) + amount
-        return replace(charge, amount=sum(months.values()), workers=workers, by_month=dict(sorted(months.items())))
+        return (await self.carried_many([budget]))[budget.key]
+
+    async def carried_many(self, budgets: Iterable[BudgetKey]) -> dict[str, Charge]:
+        """`carried` for many budgets in one read of the participants (FerretDB scans the collection for any
+        filter but `_id`, so one read per budget cost a scan each)."""
+        wanted: dict[str, list[BudgetKey]] = {}
+        for budget in budgets:
+            wanted.setdefault(f"{budget.region_code}|{budget.funding_source.value}", []).append(budget)
+        months: dict[str, dict[str, int]] = {b.key: {} for group in wanted.values() for b in group}
+        workers = dict.fromkeys(months, 0)
+        if wanted:
+            cursor = self.participants.find(
+                {"budget": {"$in": list(wanted)}, "status": "ACTIVE"}, {"state": 1, "budget": 1}
+            )
+            async for doc in cursor:
+                record = ParticipantRecord.model_validate_json(doc["state"])
+                for budget in wanted.get(doc["budget"], ()):
+                    year = budget.fiscal_year
+                    if record.reserved is None or record.reserved.fiscal_year >= year:
+                        continue  # reserved in this year already, by its own decision
+                    now = reserved_now(record, year)
+                    if now is None:
+                        continue
+                    workers[budget.key] += 1
+                    for month, amount in now.by_month.items():
+                        months[budget.key][month] = months[budget.key].get(month, 0) + amount
+        return {
+            budget.key: replace(
+                Charge(budget),
+                amount=sum(months[budget.key].values()),
+                workers=workers[budget.key],
+                by_month=dict(sorted(months[budget.key].items())),
+            )
+            for group in wanted.values()
+            for budget in group
+        }
 
     async def all_ledgers(self) -> list[Ledger]:
         return list((await newest_ledgers(self._db)).values())
