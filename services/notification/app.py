@@ -21,7 +21,7 @@ from pymongo import AsyncMongoClient
 
 from services.notification.admin import load_seed
 from services.notification.budget_alerts import BudgetAlerts, BudgetRules
-from services.notification.channels import channels_for, reachable
+from services.notification.channels import SmtpPool, channels_for, http_limits, reachable, smtp_relay
 from services.notification.dispatch import Dispatcher, RetryPolicy, lanes_for
 from services.notification.handlers import SERVICE, Inbox
 from services.notification.http import AdminApi
@@ -83,9 +83,11 @@ async def start(
             settings.kafka_bootstrap_servers, service_topics(settings), **settings.kafka_client_options()
         )
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_url, tz_aware=True)
-    http = httpx.AsyncClient(timeout=settings.send_timeout, follow_redirects=False)
+    http = httpx.AsyncClient(timeout=settings.send_timeout, follow_redirects=False, limits=http_limits(settings))
+    # One pool for the one relay configured; as many connections as e-mails may be sent at once.
+    smtp = SmtpPool(smtp_relay(settings), size=settings.email_concurrency)
     try:
-        store = MongoNotificationStore(mongo, settings.mongodb_database, sealer)
+        store = MongoNotificationStore(mongo, settings.mongodb_database, sealer, secret_ttl=settings.signing_secret_ttl)
         await store.create_indexes()
         if settings.seed_file is not None:
             partners, subscriptions = await load_seed(store, settings.seed_file)
@@ -94,7 +96,7 @@ async def start(
         async def report(event: CloudEvent[Any], key: str) -> None:
             await publish_all(broker, [Keyed.of(settings.deliveries_topic, key, event)])
 
-        lanes = lanes_for(settings, channels_for(settings, http))
+        lanes = lanes_for(settings, channels_for(settings, http, smtp))
         dispatcher = Dispatcher(
             store,
             lanes,
@@ -120,6 +122,7 @@ async def start(
         )
         yield Running(mongo, store, notifier, budget_alerts, inbox, schedule)
     finally:
+        await smtp.close()
         await http.aclose()
         await mongo.close()
 

@@ -2,8 +2,10 @@
 
 The ledger (`deliveries` in MongoDB) is the source of truth: the consumer records every notification there as
 `pending` (the intent) and commits its Kafka offset; from then on the dispatcher owns it. A delivery is
-claimed with a lease (so two instances never send it at once), attempted until it succeeds, fails for good
-or runs out of attempts, then settled as `sent` or `failed` and reported on the deliveries topic.
+claimed with a lease and a token (so two instances never send it at once; the claim also counts the first
+attempt), attempted until it succeeds, fails for good or runs out of attempts, then settled as `sent` or
+`failed` and reported on the deliveries topic. The ledger groups the claims, settlements and report marks
+of concurrent deliveries into one write each (`ledger.GroupCommit`); the dispatcher still asks per delivery.
 
 Why lanes and not one queue: each channel has its own concurrency limit and its own bound on deliveries in
 flight, so a dead SMTP server or a partner whose webhook hangs uses up only its own lane. A delivery waiting
@@ -48,18 +50,28 @@ class Claimed:
     recipient_id: str | None
     recipient_display: str
     attempts: int  # made before this claim (by an earlier run of this or another instance)
+    claim: str  # this claim's token: every later write about the delivery is conditional on it
+    lease_until: datetime
+
+
+class LeaseLostError(Exception):
+    """The lease lapsed and another instance claimed the delivery: it is theirs to send now."""
 
 
 class Ledger(Protocol):
-    async def claim(self, delivery_id: str, owner: str, now: datetime, until: datetime) -> Claimed | None: ...
+    async def claim(self, delivery_id: str, owner: str, lease: timedelta) -> Claimed | None: ...
 
-    async def start_attempt(self, delivery_id: str, until: datetime) -> int: ...
+    async def start_attempt(self, claimed: Claimed, until: datetime, *, count: bool) -> bool: ...
 
     async def note_failure(self, delivery_id: str, error: str) -> None: ...
 
-    async def settle(self, delivery_id: str, status: Literal["sent", "failed"], error: str | None) -> Settled: ...
+    async def settle(
+        self, claimed: Claimed, status: Literal["sent", "failed"], error: str | None, attempts: int
+    ) -> Settled | None: ...
 
-    async def release(self, delivery_ids: Iterable[str], owner: str) -> None: ...
+    async def release(self, delivery_ids: Iterable[str], owner: str, unattempted: Iterable[Claimed] = ()) -> None: ...
+
+    async def flush(self) -> None: ...
 
     async def due(self, now: datetime, limit: int) -> list[tuple[str, DeliveryChannel]]: ...
 
@@ -70,6 +82,15 @@ class Ledger(Protocol):
     async def mark_reported(self, delivery_id: str) -> None: ...
 
     async def signing_secret(self, audience: Audience, recipient_id: str | None) -> str | None: ...
+
+
+@dataclass(slots=True)
+class _Holding:
+    """A claimed delivery in this instance's hands: how far its lease runs, how many attempts it started."""
+
+    claimed: Claimed
+    lease_until: datetime
+    started: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +206,7 @@ class Dispatcher:
         self._closing = False
         self._background: set[asyncio.Task[None]] = set()
         self._settling: set[asyncio.Future[None]] = set()
+        self._holding: dict[str, _Holding] = {}
         self._sweeper: asyncio.Task[None] | None = None
 
     # --- taking work ----------------------------------------------------------------------------------------
@@ -221,30 +243,44 @@ class Dispatcher:
             log.exception("delivery interrupted; it stays pending for the sweeper", delivery_id=delivery_id)
 
     async def _attempt_until_settled(self, lane: Lane, delivery_id: str) -> None:
-        now = self._clock()
-        claimed = await self._ledger.claim(delivery_id, self.owner, now, now + self._lease())
+        claimed = await self._ledger.claim(delivery_id, self.owner, self._lease())
         if claimed is None:  # already settled, or another instance holds it
             return
-        outgoing = claimed.outgoing
-        remaining = self._policy.max_attempts - claimed.attempts
-        # Resumed after every attempt was used: the last one's result was never recorded (a crash mid-send).
-        error: str | None = "attempts exhausted; the last one has no recorded result" if remaining <= 0 else None
-        if remaining > 0:
-            try:
-                secret = None
-                if outgoing.channel is DeliveryChannel.WEBHOOK:  # looked up now: a rotated secret applies at once
-                    secret = await self._ledger.signing_secret(claimed.audience, claimed.recipient_id)
-                async for attempt in self._retrying(remaining, claimed.attempts):
-                    with attempt:
-                        await self._attempt(lane, claimed, secret)
-            except DeliveryError as exc:
-                error = redact(str(exc), [outgoing.address])
+        holding = self._holding[delivery_id] = _Holding(claimed, claimed.lease_until)
+        try:
+            error = await self._attempt_all(lane, holding)
+        except LeaseLostError:
+            log.warning("lease lost to another instance, which delivers it now", delivery_id=delivery_id)
+            return
+        finally:
+            self._holding.pop(delivery_id, None)
+        # The claim counted an attempt before it started; the settlement says how many were made.
+        attempts = min(claimed.attempts, self._policy.max_attempts) + holding.started
         # Once the channel has accepted the message, finish recording even if shutdown cancels us now:
         # a cancelled write here would reopen the sent-but-not-recorded window for no reason.
-        settling = asyncio.ensure_future(self._settle(claimed, error))
+        settling = asyncio.ensure_future(self._settle(claimed, error, attempts))
         self._settling.add(settling)
         settling.add_done_callback(self._settling.discard)
         await asyncio.shield(settling)
+
+    async def _attempt_all(self, lane: Lane, holding: _Holding) -> str | None:
+        """Attempt until sent, failed for good or out of attempts; returns the error, None when sent."""
+        claimed = holding.claimed
+        outgoing = claimed.outgoing
+        remaining = self._policy.max_attempts - claimed.attempts
+        if remaining <= 0:
+            # Resumed after every attempt was used: the last one's result was never recorded (a crash mid-send).
+            return "attempts exhausted; the last one has no recorded result"
+        try:
+            secret = None
+            if outgoing.channel is DeliveryChannel.WEBHOOK:  # cached briefly; a rotation here applies at once
+                secret = await self._ledger.signing_secret(claimed.audience, claimed.recipient_id)
+            async for attempt in self._retrying(remaining, claimed.attempts):
+                with attempt:
+                    await self._attempt(lane, holding, secret)
+        except DeliveryError as exc:
+            return redact(str(exc), [outgoing.address])
+        return None
 
     def _retrying(self, remaining: int, attempts_before: int) -> AsyncRetrying:
         policy = self._policy
@@ -257,63 +293,74 @@ class Dispatcher:
             reraise=True,
         )
 
-    async def _attempt(self, lane: Lane, claimed: Claimed, secret: str | None) -> None:
-        # The turn at the address is awaited before the attempt is recorded, so the lease it renews runs
-        # from the moment the attempt can start.
-        async with lane.address_slot(claimed.outgoing.address):
-            await self._attempt_now(lane, claimed, secret)
+    async def _attempt(self, lane: Lane, holding: _Holding, secret: str | None) -> None:
+        outgoing = holding.claimed.outgoing
+        # The turns at the address and in the lane are awaited before the lease is checked, so the lease
+        # runs from the moment the attempt starts; the slot is held for the attempt only, never while waiting
+        # to retry.
+        async with lane.address_slot(outgoing.address):
+            try:
+                async with lane.slots:
+                    await self._hold_lease(holding)
+                    await self._send(lane, outgoing, secret)
+            except DeliveryError as exc:
+                error = redact(str(exc), [outgoing.address])
+                await self._ledger.note_failure(outgoing.delivery_id, error)
+                log.warning(
+                    "delivery attempt failed",
+                    delivery_id=outgoing.delivery_id,
+                    kind=outgoing.kind,
+                    channel=outgoing.channel.value,
+                    recipient=holding.claimed.recipient_display,
+                    attempt=holding.claimed.attempts + holding.started,
+                    error=error,
+                    retryable=isinstance(exc, TransientDeliveryError),
+                )
+                raise
 
-    async def _attempt_now(self, lane: Lane, claimed: Claimed, secret: str | None) -> None:
-        outgoing = claimed.outgoing
-        attempts = await self._ledger.start_attempt(outgoing.delivery_id, self._clock() + self._lease())
+    async def _hold_lease(self, holding: _Holding) -> None:
+        """Before an attempt: the lease must outlast it, and the attempt must be counted (the claim counted
+        the first). No write when the claim is fresh; otherwise the renewal is conditional on the claim's
+        token, so a delivery whose lease lapsed and was taken by another instance is not sent here too."""
+        now = self._clock()
+        first = holding.started == 0
+        margin = max(self._lease() / 2, timedelta(seconds=2 * self._policy.timeout))
+        if not first or holding.lease_until - now < margin:
+            until = now + self._lease()
+            if not await self._ledger.start_attempt(holding.claimed, until, count=not first):
+                raise LeaseLostError(holding.claimed.outgoing.delivery_id)
+            holding.lease_until = until
+        holding.started += 1
+
+    async def _send(self, lane: Lane, outgoing: Outgoing, secret: str | None) -> None:
         try:
-            async with lane.slots:  # the slot is held for the attempt only, never while waiting to retry
-                try:
-                    async with asyncio.timeout(self._policy.timeout):
-                        await lane.channel.send(outgoing, secret)
-                except TimeoutError:
-                    raise TransientDeliveryError(f"no answer within {self._policy.timeout:g}s") from None
-                except DeliveryError:
-                    raise
-                except Exception as exc:  # noqa: BLE001 - a channel's surprise is retried, then reported, never lost
-                    raise TransientDeliveryError(f"{type(exc).__name__}: {exc}") from None
-        except DeliveryError as exc:
-            error = redact(str(exc), [outgoing.address])
-            await self._ledger.note_failure(outgoing.delivery_id, error)
-            log.warning(
-                "delivery attempt failed",
-                delivery_id=outgoing.delivery_id,
-                kind=outgoing.kind,
-                channel=outgoing.channel.value,
-                recipient=claimed.recipient_display,
-                attempt=attempts,
-                error=error,
-                retryable=isinstance(exc, TransientDeliveryError),
-            )
+            async with asyncio.timeout(self._policy.timeout):
+                await lane.channel.send(outgoing, secret)
+        except TimeoutError:
+            raise TransientDeliveryError(f"no answer within {self._policy.timeout:g}s") from None
+        except DeliveryError:
             raise
+        except Exception as exc:  # noqa: BLE001 - a channel's surprise is retried, then reported, never lost
+            raise TransientDeliveryError(f"{type(exc).__name__}: {exc}") from None
 
-    async def _settle(self, claimed: Claimed, error: str | None) -> None:
-        settled = await self._ledger.settle(claimed.outgoing.delivery_id, "sent" if error is None else "failed", error)
+    async def _settle(self, claimed: Claimed, error: str | None, attempts: int) -> None:
+        status: Literal["sent", "failed"] = "sent" if error is None else "failed"
+        settled = await self._ledger.settle(claimed, status, error, attempts)
+        if settled is None:  # our lease had lapsed and another instance took the delivery over
+            log.warning("delivery settled by the instance that took it over", delivery_id=claimed.outgoing.delivery_id)
+            return
         self._observe(settled)
+        fields = {
+            "delivery_id": settled.delivery_id,
+            "kind": settled.kind,
+            "channel": settled.channel.value,
+            "recipient": settled.recipient_display,
+            "attempts": settled.attempts,
+        }
         if settled.status == "sent":
-            log.info(
-                "notification delivered",
-                delivery_id=settled.delivery_id,
-                kind=settled.kind,
-                channel=settled.channel.value,
-                recipient=settled.recipient_display,
-                attempts=settled.attempts,
-            )
+            log.info("notification delivered", **fields)
         else:
-            log.error(
-                "notification failed",
-                delivery_id=settled.delivery_id,
-                kind=settled.kind,
-                channel=settled.channel.value,
-                recipient=settled.recipient_display,
-                attempts=settled.attempts,
-                error=settled.error,
-            )
+            log.error("notification failed", error=settled.error, **fields)
         await self._report_one(settled)
 
     # --- reporting ------------------------------------------------------------------------------------------
@@ -375,6 +422,8 @@ class Dispatcher:
         self._closing = True
         tasks = [t for lane in self._lanes.values() for t in lane.tasks.values()]
         held = [d for lane in self._lanes.values() for d in lane.tasks]
+        # Claimed, its first attempt counted by the claim but not started: uncounted when handed back.
+        unattempted = [holding.claimed for holding in self._holding.values() if holding.started == 0]
         for task in [*tasks, *self._background, *([self._sweeper] if self._sweeper else [])]:
             task.cancel()
         await asyncio.gather(
@@ -382,9 +431,10 @@ class Dispatcher:
         )
         if self._settling:  # shielded from the cancellation above: let them finish recording
             await asyncio.wait(set(self._settling), timeout=self._policy.timeout)
-        if held:
-            with contextlib.suppress(Exception):
-                await self._ledger.release(held, self.owner)
+        with contextlib.suppress(Exception):
+            await self._ledger.flush()  # claims still being written get released below, not left leased
+            if held:
+                await self._ledger.release(held, self.owner, unattempted)
 
     # --- helpers --------------------------------------------------------------------------------------------
 

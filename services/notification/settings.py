@@ -91,6 +91,12 @@ class NotificationSettings(ServiceSettings):
         description="deliveries in flight per channel; beyond it the sweeper picks them up",
     )
     lease: float = Field(default=600.0, gt=0, description="seconds a delivery is held by the instance sending it")
+    signing_secret_ttl: float = Field(
+        default=30.0,
+        ge=0,
+        description="seconds a webhook signing secret is kept in memory once opened; a change through this "
+        "instance's API applies at once, one through another instance within this time (0: never kept)",
+    )
     sweep_interval: float = Field(default=15.0, gt=0, description="seconds between ledger sweeps")
 
     # Coverage milestones and stagnation.

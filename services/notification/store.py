@@ -19,6 +19,7 @@ Collections:
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from cryptography.exceptions import InvalidTag
@@ -50,10 +51,15 @@ def _sealed_for(kind: str, key: str) -> bytes:
 class MongoNotificationStore(MongoLedger):
     """The ledger (`MongoLedger`) and the rest of the database: one store for the notifier and the dispatcher."""
 
-    def __init__(self, client: AsyncMongoClient[Document], database: str, sealer: Sealer) -> None:
+    def __init__(
+        self, client: AsyncMongoClient[Document], database: str, sealer: Sealer, *, secret_ttl: float = 0.0
+    ) -> None:
         db = client[database]
         super().__init__(db)
         self._sealer = sealer
+        self._secret_ttl = secret_ttl
+        self._secrets: dict[tuple[str, str], tuple[float, str | None]] = {}  # (kind, id) -> (kept until, secret)
+        self._secret_changes = 0  # a lookup that raced with a change keeps nothing
         self.subscriptions = db["subscriptions"]
         self.partners = db["partners"]
         self.digest_items = db["digest_items"]
@@ -76,14 +82,24 @@ class MongoNotificationStore(MongoLedger):
     # --- signing secrets (dispatch.Ledger) ------------------------------------------------------------------
 
     async def signing_secret(self, audience: Audience, recipient_id: str | None) -> str | None:
+        """The recipient's webhook secret, opened; kept `secret_ttl` seconds, since every webhook to a partner
+        would otherwise read and open the same one. A change through this store (this instance's admin API)
+        applies at once; one made through another instance within `secret_ttl` (docs/notification.md)."""
         if recipient_id is None:
             return None
-        if audience is Audience.PARTNER:
-            doc = await self.partners.find_one({"_id": recipient_id}, {"secret_sealed": 1})
-            kind = "partner"
-        else:
-            doc = await self.subscriptions.find_one({"_id": recipient_id}, {"secret_sealed": 1})
-            kind = "subscription"
+        key = ("partner" if audience is Audience.PARTNER else "subscription", recipient_id)
+        kept = self._secrets.get(key)
+        if kept is not None and kept[0] > time.monotonic():
+            return kept[1]
+        changes = self._secret_changes
+        secret = await self._open_secret(*key)
+        if self._secret_ttl > 0 and changes == self._secret_changes:
+            self._secrets[key] = (time.monotonic() + self._secret_ttl, secret)
+        return secret
+
+    async def _open_secret(self, kind: str, recipient_id: str) -> str | None:
+        owners = self.partners if kind == "partner" else self.subscriptions
+        doc = await owners.find_one({"_id": recipient_id}, {"secret_sealed": 1})
         if doc is None or not doc.get("secret_sealed"):
             return None
         try:
@@ -92,6 +108,10 @@ class MongoNotificationStore(MongoLedger):
             raise PermanentDeliveryError(
                 f"the {kind}'s signing secret cannot be opened (was LINDUNGI_SEAL_KEY changed?)"
             ) from None
+
+    def _forget_secret(self, kind: str, recipient_id: str) -> None:
+        self._secret_changes += 1
+        self._secrets.pop((kind, recipient_id), None)
 
     # --- subscriptions and partners -------------------------------------------------------------------------
 
@@ -115,9 +135,11 @@ class MongoNotificationStore(MongoLedger):
             {"$set": doc, "$setOnInsert": {"created_at": utc_now()}},
             upsert=True,
         )
+        self._forget_secret("subscription", subscription.subscription_id)
 
     async def delete_subscription(self, subscription_id: str) -> bool:
         result = await self.subscriptions.delete_one({"_id": subscription_id})
+        self._forget_secret("subscription", subscription_id)
         return result.deleted_count > 0
 
     async def subscriptions_in(self, scopes: Iterable[str]) -> list[Subscription]:
@@ -143,6 +165,7 @@ class MongoNotificationStore(MongoLedger):
             {"$set": {"webhook_url": webhook.url, "secret_sealed": sealed, "updated_at": utc_now()}},
             upsert=True,
         )
+        self._forget_secret("partner", webhook.partner_id)
 
     async def partner_webhooks(self, partner_ids: Iterable[str] | None = None) -> dict[str, PartnerWebhook]:
         query: Document = {} if partner_ids is None else {"_id": {"$in": sorted(set(partner_ids))}}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from services.notification.channels import Outgoing, PermanentDeliveryError, TransientDeliveryError
@@ -27,39 +27,68 @@ class Entry:
     status: str = "pending"
     attempts: int = 0
     error: str | None = None
+    claim: str | None = None
 
 
 @dataclass
 class MemoryLedger:
+    """The ledger's rules without its grouping: a claim counts the attempt about to start and gets a token;
+    every later write is conditional on that token."""
+
     entries: dict[str, Entry] = field(default_factory=dict)
+    lease: timedelta = timedelta(seconds=5)
+    renewals: list[tuple[str, bool]] = field(default_factory=list)  # (delivery, counted) per start_attempt
+    released: list[str] = field(default_factory=list)
+    claims: int = 0
 
     def add(
         self, delivery_id: str, channel: DeliveryChannel = DeliveryChannel.EMAIL, address: str = "siti@example.org"
     ) -> None:
         outgoing = Outgoing(delivery_id, "participant.registered", channel, address, "id", "s", "t", "{}")
-        self.entries[delivery_id] = Entry(Claimed(outgoing, "ev-1", Audience.WORKER, None, "s***@example.org", 0))
+        claimed = Claimed(outgoing, "ev-1", Audience.WORKER, None, "s***@example.org", 0, "", utc_now())
+        self.entries[delivery_id] = Entry(claimed)
 
-    async def claim(self, delivery_id: str, owner: str, now: datetime, until: datetime) -> Claimed | None:  # noqa: ARG002
+    async def claim(self, delivery_id: str, owner: str, lease: timedelta) -> Claimed | None:  # noqa: ARG002
         entry = self.entries[delivery_id]
-        return replace(entry.claimed, attempts=entry.attempts) if entry.status == "pending" else None
+        if entry.status != "pending":
+            return None
+        self.claims += 1
+        entry.attempts += 1
+        entry.claim = f"claim-{self.claims}"
+        return replace(
+            entry.claimed, attempts=entry.attempts - 1, claim=entry.claim, lease_until=utc_now() + self.lease
+        )
 
-    async def start_attempt(self, delivery_id: str, until: datetime) -> int:  # noqa: ARG002
-        self.entries[delivery_id].attempts += 1
-        return self.entries[delivery_id].attempts
+    async def start_attempt(self, claimed: Claimed, until: datetime, *, count: bool) -> bool:  # noqa: ARG002
+        entry = self.entries[claimed.outgoing.delivery_id]
+        self.renewals.append((claimed.outgoing.delivery_id, count))
+        if entry.claim != claimed.claim:
+            return False
+        entry.attempts += count
+        return True
 
     async def note_failure(self, delivery_id: str, error: str) -> None:
         self.entries[delivery_id].error = error
 
-    async def settle(self, delivery_id: str, status: Literal["sent", "failed"], error: str | None) -> Settled:
-        entry = self.entries[delivery_id]
-        entry.status, entry.error = status, error
+    async def settle(
+        self, claimed: Claimed, status: Literal["sent", "failed"], error: str | None, attempts: int
+    ) -> Settled | None:
+        entry = self.entries[claimed.outgoing.delivery_id]
+        if entry.claim != claimed.claim:
+            return None
+        entry.status, entry.error, entry.attempts = status, error, attempts
         c = entry.claimed
         return Settled(
-            delivery_id, c.source_event_id, c.outgoing.kind, c.audience, None, c.recipient_display,
-            c.outgoing.channel, status, entry.attempts, error, utc_now(),
+            c.outgoing.delivery_id, c.source_event_id, c.outgoing.kind, c.audience, None, c.recipient_display,
+            c.outgoing.channel, status, attempts, error, utc_now(),
         )  # fmt: skip
 
-    async def release(self, delivery_ids: Iterable[str], owner: str) -> None:
+    async def release(self, delivery_ids: Iterable[str], owner: str, unattempted: Iterable[Claimed] = ()) -> None:  # noqa: ARG002
+        for claimed in unattempted:
+            self.entries[claimed.outgoing.delivery_id].attempts -= 1
+        self.released += list(delivery_ids)
+
+    async def flush(self) -> None:
         pass
 
     async def due(self, now: datetime, limit: int) -> list[tuple[str, DeliveryChannel]]:  # noqa: ARG002
@@ -223,3 +252,74 @@ async def test_a_slow_endpoint_holds_no_more_than_its_share_of_the_lane() -> Non
     assert set(done[:3]) >= {"f0", "f1"}  # not queued behind the slow endpoint's four
     assert all(ledger.entries[d].status == "sent" for d, _ in ids)
     assert not webhooks._addresses
+
+
+# --- the claim counts the first attempt; later writes hold only while the claim does ------------------------
+
+
+async def test_the_claim_counts_the_first_attempt_and_only_a_retry_writes_before_sending() -> None:
+    ledger = MemoryLedger()
+    ledger.add("d1")
+    channel = Scripted(TransientDeliveryError("SMTP 451"), None)
+    [report] = await run(ledger, {DeliveryChannel.EMAIL: lane(channel)}, ("d1", DeliveryChannel.EMAIL))
+    assert ledger.renewals == [("d1", True)]  # the retry counted itself; the first attempt wrote nothing
+    assert (ledger.entries["d1"].attempts, report.data.attempts) == (2, 2)
+
+
+async def test_a_delivery_resumed_with_every_attempt_used_fails_unsent_with_its_attempts_as_they_were() -> None:
+    ledger = MemoryLedger()
+    ledger.add("d1")
+    ledger.entries["d1"].attempts = POLICY.max_attempts  # the last attempt's result was never recorded
+    channel = Scripted(None)
+    [report] = await run(ledger, {DeliveryChannel.EMAIL: lane(channel)}, ("d1", DeliveryChannel.EMAIL))
+    assert channel.calls == 0
+    assert isinstance(report, NotificationFailed)
+    assert report.data.attempts == POLICY.max_attempts  # not one more for the claim
+    assert ledger.entries["d1"].attempts == POLICY.max_attempts
+
+
+async def test_a_lease_lost_to_another_instance_stops_the_delivery_here_unsent_and_unsettled() -> None:
+    ledger = MemoryLedger()
+    ledger.add("d1")
+
+    class TakenOverAfterOneFailure(Scripted):
+        async def send(self, outgoing: Outgoing, secret: str | None) -> None:  # noqa: ARG002
+            self.calls += 1
+            ledger.entries["d1"].claim = "another instance's claim"  # our lease lapsed while we retried
+            raise TransientDeliveryError("SMTP 451")
+
+    channel = TakenOverAfterOneFailure()
+    assert await run(ledger, {DeliveryChannel.EMAIL: lane(channel)}, ("d1", DeliveryChannel.EMAIL)) == []
+    assert channel.calls == 1
+    assert ledger.entries["d1"].status == "pending"  # the new holder sends and settles it
+
+
+async def test_a_claim_whose_lease_ran_short_is_renewed_before_its_first_attempt() -> None:
+    ledger = MemoryLedger(lease=timedelta(seconds=0.2))  # less than half the policy's lease left
+    ledger.add("d1")
+    await run(ledger, {DeliveryChannel.EMAIL: lane(Scripted(None))}, ("d1", DeliveryChannel.EMAIL))
+    assert ledger.renewals == [("d1", False)]  # renewed, not counted twice
+    assert (ledger.entries["d1"].status, ledger.entries["d1"].attempts) == ("sent", 1)
+
+
+async def test_stopping_hands_leases_back_and_uncounts_attempts_that_never_started() -> None:
+    ledger = MemoryLedger()
+    ledger.add("d0")
+    ledger.add("d1")
+    sending = asyncio.Event()
+
+    class Hanging(Scripted):
+        async def send(self, outgoing: Outgoing, secret: str | None) -> None:  # noqa: ARG002
+            sending.set()
+            await asyncio.Event().wait()
+
+    one_slot = lane(Hanging(), concurrency=1)
+    dispatcher = Dispatcher(ledger, {DeliveryChannel.EMAIL: one_slot}, POLICY, _ignore, source="t", sweep_interval=60)
+    assert dispatcher.submit("d0", DeliveryChannel.EMAIL)
+    assert dispatcher.submit("d1", DeliveryChannel.EMAIL)
+    async with asyncio.timeout(5):
+        await sending.wait()  # d0 is sending; d1, claimed in the same round, waits for the slot
+    assert ledger.claims == 2
+    await dispatcher.stop()
+    assert sorted(ledger.released) == ["d0", "d1"]
+    assert (ledger.entries["d0"].attempts, ledger.entries["d1"].attempts) == (1, 0)
