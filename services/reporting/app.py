@@ -91,7 +91,14 @@ async def start(
     )
     coverage = CoverageTargets(policy, store)
     await coverage.refresh()
-    projection = Projection(store, settings.outcomes_topic, settings.dedupe_window, settings.commit_interval_seconds)
+    projection = Projection(
+        store,
+        settings.outcomes_topic,
+        settings.dedupe_window,
+        settings.commit_interval_seconds,
+        compaction_seconds=settings.compaction_seconds,
+        overlay_limit=settings.overlay_limit,
+    )
     cost = CoverageCost(settings.vulnerable_share, settings.vulnerable_package_monthly)
     budgets = BudgetLedger(store, cost, metrics)
     await budgets.refresh()  # every budget stored so far, before the first figures are served
@@ -199,7 +206,8 @@ def create_app(settings: ReportingSettings | None = None) -> AsgiFastStream:
     async def start_background() -> None:
         if running is not None:
             publishing = running.publisher.run(settings.publish_interval_seconds, settings.targets_refresh_seconds)
-            writing = running.reporting.keep_writing(settings.commit_interval_seconds)
+            # Each write wakes the publisher: the figures go out as soon as they are durable (publishing.py).
+            writing = running.reporting.keep_writing(settings.commit_interval_seconds, running.publisher.wake)
             running.tasks += [asyncio.create_task(writing), asyncio.create_task(publishing)]
         probe.ready = True
 

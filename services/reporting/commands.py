@@ -107,7 +107,9 @@ async def rebuild(settings: ReportingSettings, database: str | None = None) -> R
             progress += await projection.apply(batches)
             if projection.commit_due():
                 await projection.commit()
+                await projection.compact()
         await projection.commit()
+        await projection.compact()
         return RebuildReport(
             database=database,
             partitions=len(partitions),

@@ -1,7 +1,8 @@
 """The projection: folds batches of outcome records into the partitions this instance owns, writes them every
-commit interval, and keeps the read model over every partition current.
+commit interval (each partition's cursor, then, within a time budget, the chunks behind it: domain/partitions.py),
+and keeps the read model over every partition current.
 
-The read model changes only when a write succeeded, so what is shown is what is stored. One instance owns the
+The read model changes only when a cursor write succeeded, so what is shown is what is stored. One instance owns the
 partitions the consumer group gave it; its memory of them is authoritative because it is their only writer (the
 store's compare-and-set turns a second writer into ConcurrentWriteError). Partitions owned by other instances
 are re-read from the store when their cursor moves (`refresh`), so the HTTP API and the published snapshots of
@@ -15,6 +16,7 @@ of its own and not part of the service.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -22,14 +24,20 @@ from typing import TYPE_CHECKING
 import structlog
 
 from services.reporting.domain.counters import add_into
-from services.reporting.domain.partitions import ConcurrentWriteError, Pending, fold
+from services.reporting.domain.partitions import Checkpoint, ConcurrentWriteError, Pending, fold
 from services.reporting.domain.read_model import ReadModel
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping, Sequence
 
     from services.reporting.domain.counters import Counters
-    from services.reporting.domain.partitions import PartitionChange, PartitionState, PartitionStore
+    from services.reporting.domain.partitions import (
+        ChunkWrite,
+        Durable,
+        PartitionChange,
+        PartitionState,
+        PartitionStore,
+    )
     from shared.events import Outcome
 
 
@@ -47,23 +55,32 @@ class Progress:
 
 
 class Projection:
-    def __init__(
+    def __init__(  # noqa: PLR0913 - the options after `*` are keyword-only with defaults
         self,
         store: PartitionStore,
         topic: str,
         window: int,
         commit_interval: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        compaction_seconds: float = math.inf,
+        overlay_limit: int = 500,
     ) -> None:
+        """`compaction_seconds`: how long each write may spend rewriting chunks after the cursors (inf: every
+        chunk behind them); a partition whose cursor carries more than `overlay_limit` leaves has all of its
+        chunks rewritten regardless, so that its cursor stays small."""
         self.store = store
         self.topic = topic
         self.window = window
         self.commit_interval = commit_interval
         self.clock = clock
+        self.compaction_seconds = compaction_seconds
+        self.overlay_limit = overlay_limit
         self.model = ReadModel()
         # Owned partitions: the state folded so far (ahead of the store by `pending`). Others: as last read.
         self.partitions: dict[int, PartitionState] = {}
         self.pending: dict[int, Pending] = {}
+        self.checkpoints: dict[int, Checkpoint] = {}  # owned partitions: what the store holds
         self.owned: set[int] = set()
         self.known: set[int] = set()  # every partition of the topic, from the broker's metadata
         # Lost partitions only: what was folded into their cached state but never reached the read model. A
@@ -91,7 +108,8 @@ class Projection:
                 if partition not in self.owned:
                     await self._reload(partition)
                     self.owned.add(partition)
-                    self.pending[partition] = Pending.since(self.partitions[partition])
+                    self.pending[partition] = Pending()
+                    self.checkpoints[partition] = Checkpoint.of(self.partitions[partition])
                 resume[partition] = self.partitions[partition].next_offset
         return resume
 
@@ -127,6 +145,7 @@ class Projection:
                     continue
                 state.apply(folded)
                 self.pending[partition].add(folded)
+                self.checkpoints[partition].add(folded)
                 progress += Progress(len(records), folded.applied, folded.duplicates)
         return progress
 
@@ -135,11 +154,13 @@ class Projection:
         return pending and self.clock() - self._last_commit >= self.commit_interval
 
     async def commit(self) -> dict[int, int]:
-        """Write every owned partition's pending changes; only then do they reach the read model.
+        """Write every owned partition's cursor; only then do their changes reach the read model (`compact`
+        rewrites the chunks behind them afterwards).
 
-        Batches go on being folded while the state is written. Returns the partitions written and their
-        next offsets. A failed write stays pending and is written again next time (writes are absolute, so a
-        half-done one is simply overwritten); the first failure is raised once every partition was tried.
+        Batches go on being folded while the cursors are written. Returns the partitions written and their
+        next offsets. A failed write stays pending and is written again next time (writes are absolute, so
+        one that landed after all is simply overwritten); the first failure is raised once every partition
+        was tried.
         """
         async with self._writing:
             return await self._write(sorted(self.owned))
@@ -150,10 +171,9 @@ class Projection:
         async with self.lock:
             for partition in partitions:
                 pending = self.pending[partition]
-                change = pending.change(self.partitions[partition])
-                if change is not None:
-                    self.pending[partition] = pending.after(change)
-                    flights.append((partition, pending, change))
+                if pending.moved:
+                    flights.append((partition, pending, self.checkpoints[partition].change(self.partitions[partition])))
+                    self.pending[partition] = Pending()
         # One partition after another, not all at once: FerretDB v1 holds a SQLite connection for every update
         # of a bulk write until the whole command ends, so twelve partitions' bulk writes at once can exhaust
         # its pool of 100, and then every one of them waits for the others (seen in the bench: no reply, ever).
@@ -167,7 +187,8 @@ class Projection:
                 # started are pending again; the final write on revocation covers both cases.
                 for lost_partition, lost_before, lost_change in flights[index:]:
                     if lost_partition in self.pending:
-                        self.pending[lost_partition] = lost_before.failed(lost_change, self.pending[lost_partition])
+                        self.pending[lost_partition] = lost_before.merged(self.pending[lost_partition])
+                        self.checkpoints[lost_partition].write_failed(lost_change)
                 raise
             except ConcurrentWriteError:
                 log.warning("partition written by another consumer; letting it go", partition=partition)
@@ -176,16 +197,69 @@ class Projection:
                 continue
             except Exception as error:  # noqa: BLE001 - kept pending, written again next time; raised below
                 async with self.lock:
-                    self.pending[partition] = before.failed(change, self.pending[partition])
+                    self.pending[partition] = before.merged(self.pending[partition])
+                    self.checkpoints[partition].write_failed(change)
                 failure = failure or error
                 continue
             async with self.lock:
+                self.checkpoints[partition].written(change)
                 self.model.add(before.deltas)
                 self.model.set_offset(self.topic, partition, change.next_offset)
             written[partition] = change.next_offset
         if failure is not None:
             raise failure
         return written
+
+    async def compact(self) -> int:
+        """Rewrite chunks from the cursors written last, the partitions whose cursor carries too many leaves
+        first, then the chunks that take the most leaves off a cursor, until `compaction_seconds` are spent.
+        Returns how many chunks were written. What the figures show does not change: only where it is kept.
+        """
+        async with self._writing:
+            started = self.clock()
+            done, failure = 0, None
+            for forced, partition, write, durable in await self._compactions_due():
+                if not forced and self.clock() - started >= self.compaction_seconds:
+                    break
+                if partition not in self.owned:
+                    continue  # let go meanwhile
+                try:
+                    error = await self._compact(partition, write, durable)
+                except asyncio.CancelledError:
+                    if (left := self.checkpoints.get(partition)) is not None:
+                        left.compaction_failed(write)  # it may have landed
+                    raise
+                failure, done = failure or error, done + 1
+            if failure is not None:
+                raise failure
+            return done
+
+    async def _compactions_due(self) -> list[tuple[bool, int, ChunkWrite, Durable]]:
+        """(forced, partition, write, the cursor it is taken from), in the order `compact` writes them."""
+        due: list[tuple[bool, int, ChunkWrite, Durable]] = []
+        async with self.lock:
+            for partition in sorted(self.owned):
+                checkpoint = self.checkpoints[partition]
+                if checkpoint.durable is not None:
+                    forced = len(checkpoint.overlay) > self.overlay_limit
+                    due += [(forced, partition, write, checkpoint.durable) for write in checkpoint.compactions()]
+        return sorted(due, key=lambda item: (not item[0], -len(item[2].leaves), item[1], item[2].chunk))
+
+    async def _compact(self, partition: int, write: ChunkWrite, durable: Durable) -> Exception | None:
+        try:
+            await self.store.compact(self.topic, partition, write)
+        except ConcurrentWriteError:
+            log.warning("partition written by another consumer; letting it go", partition=partition)
+            async with self.lock:
+                self._lose(partition)
+            return None
+        except Exception as error:  # noqa: BLE001 - the cursor keeps carrying the leaves; raised by `compact`
+            async with self.lock:
+                self.checkpoints[partition].compaction_failed(write)
+            return error
+        async with self.lock:
+            self.checkpoints[partition].compacted(write, durable)
+        return None
 
     async def refresh(self) -> None:
         """Re-read the partitions other instances own whose cursor moved (nothing to do if we own all)."""
@@ -206,6 +280,7 @@ class Projection:
     def _lose(self, partition: int, in_flight: Mapping[str, Counters] | None = None) -> None:
         """No longer the writer: what was folded but not written is dropped; the store is read again."""
         self.owned.discard(partition)
+        self.checkpoints.pop(partition, None)
         pending = self.pending.pop(partition, None)
         unshown = self._unshown.setdefault(partition, {})
         for deltas in (in_flight or {}, pending.deltas if pending is not None else {}):

@@ -4,11 +4,17 @@ Every interval the publisher takes the regions whose counters or budgets changed
 regencies/cities whose rank moved, and everything when the WIB date or the coverage targets changed), builds their
 snapshots and publishes those that differ from what it published last. A region changed by 10,000 events
 in one second is therefore published once. Snapshots are keyed by region code, so compaction keeps the latest.
+
+A round starts when the writer has written the state (`wake`, every commit interval), but never sooner than an
+interval after the last round: the figures are published right after they became durable instead of waiting
+for a timer of their own (up to an interval more), and still at most once per interval. Without a wake (no
+writer, or a write that takes long) a round starts two intervals after the last.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -92,6 +98,11 @@ class SnapshotPublisher:
         self._day: date | None = None
         self._policy: CoveragePolicy | None = None
         self._leading = False
+        self._written = asyncio.Event()
+
+    def wake(self) -> None:
+        """The state was written: publish now, or as soon as the interval since the last round allows."""
+        self._written.set()
 
     async def flush(self) -> int:
         """Publish every region whose figures differ from what was last published; returns how many."""
@@ -133,11 +144,15 @@ class SnapshotPublisher:
 
     async def run(self, interval: float, targets_every: float) -> None:
         """Until cancelled: refresh targets now and then, re-read other instances' partitions, publish."""
-        targets_read = time.monotonic()
+        targets_read = last_round = time.monotonic()
         while True:
-            await asyncio.sleep(interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._written.wait(), max(0.0, last_round + 2 * interval - time.monotonic()))
+            await asyncio.sleep(max(0.0, last_round + interval - time.monotonic()))  # coalescing
+            self._written.clear()
+            last_round = time.monotonic()
             try:
-                if time.monotonic() - targets_read >= targets_every:
+                if last_round - targets_read >= targets_every:
                     await self.coverage.refresh()
                     targets_read = time.monotonic()
                 await self.projection.refresh()
@@ -148,4 +163,4 @@ class SnapshotPublisher:
                 log.exception("publishing snapshots failed; trying again next round")
                 continue
             if published:
-                log.debug("snapshots published", regions=published)
+                log.debug("snapshots published", regions=published, seconds=round(time.monotonic() - last_round, 3))

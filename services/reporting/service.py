@@ -11,6 +11,7 @@ not committed one by one (the subscriber runs with `commit=False`): folding goes
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -18,7 +19,7 @@ import structlog
 from prometheus_client import Counter
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping, Sequence
+    from collections.abc import Callable, Iterable, Mapping, Sequence
 
     from prometheus_client import CollectorRegistry
 
@@ -107,20 +108,36 @@ class Reporting:
             if resume is not None:
                 self.positions.seek(partition, resume)
 
-    async def write_state(self) -> None:
-        """Write what was folded since the last write, then commit the written offsets to Kafka."""
-        written = await self.projection.commit()
-        await self.positions.commit(written)
+    async def write_state(self, written: Callable[[], None] | None = None) -> None:
+        """Write the cursors of what was folded since the last write, commit their offsets to Kafka, say so
+        (`written`: the snapshot publisher need not wait for its next round), then compact the chunks behind."""
+        started = time.monotonic()
+        offsets = await self.projection.commit()
+        await self.positions.commit(offsets)
+        checkpointed = time.monotonic()
+        if written is not None:
+            written()
+        chunks = await self.projection.compact()
+        if offsets or chunks:
+            log.debug(
+                "state written",
+                partitions=len(offsets),
+                cursors_seconds=round(checkpointed - started, 3),
+                chunks=chunks,
+                chunks_seconds=round(time.monotonic() - checkpointed, 3),
+            )
 
-    async def keep_writing(self, interval: float) -> None:
-        """Every commit interval, write what was folded since the last write, while folding goes on."""
+    async def keep_writing(self, interval: float, written: Callable[[], None] | None = None) -> None:
+        """Every commit interval (from the start of one write to the next), write what was folded since the
+        last write, while folding goes on."""
         while True:
-            await asyncio.sleep(interval)
+            started = time.monotonic()
             try:
-                await self.write_state()
+                await self.write_state(written)
             except Exception:
                 self.metrics.failures.inc()
                 log.exception("writing the state failed; it stays pending and is written again")
+            await asyncio.sleep(max(0.0, started + interval - time.monotonic()))
 
     async def close(self) -> None:
         """The last write, at shutdown: what is not written now is read again at the next start."""

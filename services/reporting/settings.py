@@ -38,6 +38,16 @@ class ReportingSettings(ServiceSettings):
         gt=0,
         description="batches are folded in memory and written together this often (figures lag by up to this)",
     )
+    compaction_seconds: float = Field(
+        default=0.25,
+        ge=0,
+        description="time each write may spend rewriting chunk documents behind the cursors (domain/partitions.py)",
+    )
+    overlay_limit: int = Field(
+        default=500,
+        ge=0,
+        description="leaves a cursor may carry; past it, every chunk of that partition is rewritten at the next write",
+    )
     publish_interval_seconds: float = Field(
         default=1.0,
         gt=0,

@@ -5,9 +5,10 @@ Collections:
   is counted at national level only:
   `{_id: "topic:partition:chunk", applied_offset, leaves: {leaf: {counter: n}}}`.
   Splitting a partition by province keeps each document small (the 16 MiB limit; FerretDB rewrites a whole
-  document on every update) and a batch rewrites only the provinces it touched.
-- `partition_cursors`, one per (topic, partition): `{next_offset, recent}` where `recent` packs the dedupe
-  window (8-byte digests, oldest first).
+  document on every update) and a compaction rewrites only the provinces it takes leaves of.
+- `partition_cursors`, one per (topic, partition): `{next_offset, recent, leaves}` where `recent` packs the
+  dedupe window (8-byte digests, oldest first) and `leaves` is the overlay (domain/partitions.py): the leaves
+  whose chunk does not hold their counters as of `next_offset` yet, in the chunks' encoding.
 - `targets`, one per region with official figures loaded by an operator.
 - `budgets`, one per budget (`_id` = `32.71|2027|APBD`): `{sequence, position, samples: [{at, reserved}]}`,
   the latest position registration published and the samples of its reservation (domain/budgets.py).
@@ -26,8 +27,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from pymongo import ASCENDING, InsertOne, UpdateOne
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo import ASCENDING, UpdateOne
+from pymongo.errors import DuplicateKeyError
 
 from services.reporting.domain.budgets import BudgetRecord, Sample
 from services.reporting.domain.coverage import Target
@@ -43,8 +44,8 @@ if TYPE_CHECKING:
     from services.reporting.domain.counters import Counters
     from services.reporting.domain.partitions import ChunkWrite, PartitionChange
 
-DUPLICATE_KEY = 11000
 Document = dict[str, Any]
+LOAD_ATTEMPTS = 10  # reads of a partition that another writer keeps moving (a rebalance), before giving up
 
 
 def encode_leaf(code: str) -> str:
@@ -103,6 +104,14 @@ def _chunk_document(topic: str, partition: int, write: ChunkWrite) -> Document:
     }
 
 
+def _same_cursor(before: Document | None, after: Document | None) -> bool:
+    """The same write of a cursor: same offset and same overlay (whose values are fixed by the offset)."""
+    if before is None or after is None:
+        return before is after
+    same_offset: bool = before["next_offset"] == after["next_offset"]
+    return same_offset and set(before.get("leaves", {})) == set(after.get("leaves", {}))
+
+
 def cursor_id(topic: str, partition: int) -> str:
     return f"{topic}:{partition}"
 
@@ -126,70 +135,38 @@ class MongoReportingStore:
     # --- partitions -----------------------------------------------------------------------------------------
 
     async def load_partition(self, topic: str, partition: int, window: int) -> PartitionState:
+        """The chunks and the cursor of one moment: the cursor is read before and after the chunks, and again
+        if it moved. A cursor that stops carrying a leaf was written after that leaf's chunk was rewritten; had
+        the chunks been read between the two, the leaf would be read as it was before the rewrite."""
+        before = await self.cursor_docs.find_one({"_id": cursor_id(topic, partition)})
+        for _ in range(LOAD_ATTEMPTS):
+            chunks = {
+                doc["chunk"]: Chunk(int(doc["applied_offset"]), decode_leaves(doc.get("leaves", {})))
+                async for doc in self.chunk_docs.find({"topic": topic, "partition": partition})
+            }
+            after = await self.cursor_docs.find_one({"_id": cursor_id(topic, partition)})
+            if _same_cursor(before, after):
+                break
+            before = after
+        else:
+            raise RuntimeError(f"{topic}:{partition}: the state kept moving while it was read")  # not now: retried
+        # Chunks are read whether or not a cursor exists: an older version may have left chunks written before
+        # the first cursor; their applied_offset keeps the replay from counting those records again.
         state = PartitionState(topic, partition, RecentEvents(window))
-        cursor = await self.cursor_docs.find_one({"_id": cursor_id(topic, partition)})
-        if cursor is not None:
-            state.next_offset = int(cursor["next_offset"])
-            state.recent = RecentEvents.from_bytes(window, bytes(cursor.get("recent", b"")))
+        if after is not None:
+            state.next_offset = int(after["next_offset"])
+            state.recent = RecentEvents.from_bytes(window, bytes(after.get("recent", b"")))
             state.stored = True
-        # Chunks are read whether or not a cursor exists: a crash may have left chunks written before the
-        # first cursor; their applied_offset keeps the replay from counting those records again.
-        async for doc in self.chunk_docs.find({"topic": topic, "partition": partition}):
-            state.chunks[doc["chunk"]] = Chunk(int(doc["applied_offset"]), decode_leaves(doc.get("leaves", {})))
+        state.restore(chunks, decode_leaves(after.get("leaves", {})) if after is not None else {})
         return state
 
     async def commit(self, change: PartitionChange) -> None:
-        """Chunk writes first, the cursor last: the cursor's offset then says every chunk holds the batch."""
-        topic, partition = change.topic, change.partition
-        known = [w for w in change.writes if w.stored]
-        if known:
-            result = await self.chunk_docs.bulk_write(
-                [
-                    UpdateOne(
-                        {"_id": chunk_id(topic, partition, w.chunk), "applied_offset": _one_of(w.accepted)},
-                        _chunk_update(w),
-                    )
-                    for w in known
-                ],
-                ordered=True,
-            )
-            if result.matched_count != len(known):
-                raise ConcurrentWriteError(f"{topic}:{partition}: a chunk moved on meanwhile")
-        fresh: list[ChunkWrite] = []
-        for write in (w for w in change.writes if not w.stored):
-            # Rare: a failed attempt of ours may have created it already; then it is updated, not inserted.
-            if write.accepted and await self._update_if(
-                self.chunk_docs,
-                chunk_id(topic, partition, write.chunk),
-                "applied_offset",
-                write.accepted,
-                _chunk_update(write),
-            ):
-                continue
-            fresh.append(write)
-        if fresh:
-            try:
-                await self.chunk_docs.bulk_write(
-                    [InsertOne(_chunk_document(topic, partition, w)) for w in fresh], ordered=True
-                )
-            except BulkWriteError as error:
-                if any(e.get("code") == DUPLICATE_KEY for e in error.details.get("writeErrors", ())):
-                    raise ConcurrentWriteError(f"{topic}:{partition}: a chunk was created meanwhile") from error
-                raise
-        await self._write_cursor(change)
-
-    @staticmethod
-    async def _update_if(
-        collection: AsyncCollection[Document], _id: str, field: str, accepted: tuple[int, ...], update: Document
-    ) -> bool:
-        result = await collection.update_one({"_id": _id, field: _one_of(accepted)}, update)
-        return result.matched_count == 1
-
-    async def _write_cursor(self, change: PartitionChange) -> None:
+        """The cursor with its overlay: one document, so the batches it covers are durable in one write."""
         _id = cursor_id(change.topic, change.partition)
         fields = {
             "next_offset": change.next_offset,
             "recent": change.recent.to_bytes(),
+            "leaves": {encode_leaf(leaf): encode_counters(c) for leaf, c in change.overlay.items()},
             "updated_at": datetime.now(UTC),
         }
         if change.cursor_accepted and await self._update_if(
@@ -204,6 +181,27 @@ class MongoReportingStore:
             )
         except DuplicateKeyError as error:
             raise ConcurrentWriteError(f"{_id}: the cursor was created meanwhile") from error
+
+    async def compact(self, topic: str, partition: int, write: ChunkWrite) -> None:
+        """One chunk rewritten from the overlay, conditional on the applied_offset read (or attempted)."""
+        _id = chunk_id(topic, partition, write.chunk)
+        if write.accepted and await self._update_if(
+            self.chunk_docs, _id, "applied_offset", write.accepted, _chunk_update(write)
+        ):
+            return
+        if write.stored:
+            raise ConcurrentWriteError(f"{_id}: the chunk moved on meanwhile")
+        try:
+            await self.chunk_docs.insert_one(_chunk_document(topic, partition, write))
+        except DuplicateKeyError as error:
+            raise ConcurrentWriteError(f"{_id}: the chunk was created meanwhile") from error
+
+    @staticmethod
+    async def _update_if(
+        collection: AsyncCollection[Document], _id: str, field: str, accepted: tuple[int, ...], update: Document
+    ) -> bool:
+        result = await collection.update_one({"_id": _id, field: _one_of(accepted)}, update)
+        return result.matched_count == 1
 
     async def cursors(self, topic: str) -> dict[int, int]:
         return {

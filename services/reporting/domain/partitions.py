@@ -1,18 +1,28 @@
 """A source partition's share of the aggregates: its state, the fold of its records, and what is pending a write.
 
 Words used here (and in counters.py):
-- a *chunk* is one province's leaves (or the nation's own leaf) within one source partition: the unit that is
-  written atomically together with the offset it reflects (`applied_offset`).
-- a partition's *cursor* is the next offset to read and the window of recent event ids (the dedupe window).
+- a *chunk* is one province's leaves (or the nation's own leaf) within one source partition: a document of
+  its own, with the offset it reflects (`applied_offset`).
+- a partition's *cursor* is the next offset to read, the window of recent event ids (the dedupe window) and the
+  *overlay*: the whole counters, as of that offset, of every leaf changed since its chunk was last rewritten.
 
-Exactly once: a record at offset `o` changes chunk `c` only if `o >= c.applied_offset`, and every chunk
-write sets `applied_offset` to the partition's next offset in the same document update. The cursor is written
-last. After a crash between chunk writes the replay starts at the cursor and skips, chunk by chunk, what is
-already there. The fold is deterministic (same records, same order -> same state, whatever the batch
-boundaries), so a replay and a rebuild from the start of the topic give the same figures.
+Writing is in two steps, so that what a batch changed is durable after ONE document write per partition:
+- every commit interval the cursor is written (compare-and-set on its offset) with the overlay; from then on
+  the batches up to its offset are durable, their offsets may be committed and their figures shown;
+- *compaction*, afterwards and within a time budget, rewrites a chunk with the overlay's values of its leaves as
+  of a durable cursor (`applied_offset` = that cursor's offset, compare-and-set on the one read), and only then
+  drops those leaves from the overlay, unless a later batch changed them again.
+A leaf's value is the overlay's when the cursor carries it, else its chunk's. The chunks are never ahead of the
+cursor (a chunk written by an older version before its cursor may be: a record at offset `o` changes chunk `c`
+only if `o >= c.applied_offset`, so such a chunk skips what it holds already).
 
-Batches are folded in memory and written together every commit interval (`Pending`): the number of writes
-follows the interval, not the event rate.
+Why: FerretDB commits each updated document in a SQLite transaction of its own (a sync of the write-ahead log),
+and a batch touches a chunk in most provinces; rewriting all of them before the cursor took seconds per round,
+and the aggregates lagged by that (docs/reporting.md).
+
+The fold is deterministic (same records, same order -> same state, whatever the batch boundaries), so a replay
+and a rebuild from the start of the topic give the same figures, and a write that failed and is written again
+(its outcome unknown) writes the same values.
 
 Pure: no I/O. The storage behind `PartitionStore` is in store.py.
 """
@@ -105,7 +115,7 @@ class Chunk:
 
 @dataclass
 class PartitionState:
-    """One source partition's share of the aggregates (its chunks) and its cursor, in memory."""
+    """One source partition's share of the aggregates (its leaves, by chunk) and its cursor, in memory."""
 
     topic: str
     partition: int
@@ -113,6 +123,20 @@ class PartitionState:
     next_offset: int = 0
     stored: bool = False  # whether a cursor was stored when this state was loaded
     chunks: dict[str, Chunk] = field(default_factory=dict)
+    stored_chunks: dict[str, int] = field(default_factory=dict)  # applied_offset of each chunk document loaded
+    overlay: set[str] = field(default_factory=set)  # leaves the loaded cursor carried
+
+    def restore(self, chunks: Mapping[str, Chunk], overlay: Mapping[str, Counters]) -> None:
+        """The stored chunks, then the cursor's overlay over them (an empty leaf there: the leaf is gone)."""
+        self.chunks = dict(chunks)
+        self.stored_chunks = {key: chunk.applied_offset for key, chunk in chunks.items()}
+        for leaf, counters in overlay.items():
+            chunk = self.chunks.setdefault(chunk_of(leaf), Chunk(0))
+            if counters:
+                chunk.leaves[leaf] = counters
+            else:
+                chunk.leaves.pop(leaf, None)
+        self.overlay = set(overlay)
 
     def leaves(self) -> Iterator[tuple[str, Counters]]:
         for chunk in self.chunks.values():
@@ -204,21 +228,23 @@ def _difference(after: Mapping[str, int], before: Mapping[str, int]) -> Counters
     return difference
 
 
-# --- Writing: several batches are folded in memory, then written together ---------------------------------
+# --- Writing: the cursor every round, the chunks behind it --------------------------------------------------
 
 
 @dataclass(frozen=True)
 class ChunkWrite:
+    """A compaction: a chunk's leaves set to the overlay's values as of a durable cursor."""
+
     chunk: str
     stored: bool  # whether a document for this chunk is known to exist
     accepted: tuple[int, ...]  # applied_offset values the stored document may have for this write to apply
     applied_offset: int
-    leaves: dict[str, Counters]  # the whole counters of every changed leaf; empty = the leaf is gone
+    leaves: dict[str, Counters]  # the whole counters of each leaf written; empty = the leaf is gone
 
 
 @dataclass(frozen=True)
 class PartitionChange:
-    """A durable write of one partition: its changed chunks first, then its cursor."""
+    """A durable write of one partition: its cursor, with the overlay."""
 
     topic: str
     partition: int
@@ -226,67 +252,69 @@ class PartitionChange:
     cursor_accepted: tuple[int, ...]  # next_offset values the stored cursor may have for this write to apply
     next_offset: int
     recent: RecentEvents
-    writes: tuple[ChunkWrite, ...]
+    overlay: dict[str, Counters]  # the whole counters, as of `next_offset`, of every leaf the cursor carries
 
 
 @dataclass
 class Pending:
-    """What was folded into a partition in memory since it was last written.
+    """What was folded into a partition since its cursor was last written: the net change per leaf, which
+    reaches the read model once written."""
 
-    A write is accepted by a document that is as it was read (`cursor`, `chunks`) or as a failed attempt of
-    ours left it (`attempted`): writes are absolute and the fold is deterministic, so a document at offset T
-    holds the same counters whoever wrote it, and writing again after a half-done attempt is harmless.
-    """
-
-    cursor: int | None  # the stored cursor's next_offset; None when none is stored
-    chunks: dict[str, int]  # applied_offset of every stored chunk
-    attempted: list[int] = field(default_factory=list)  # next offsets of writes that failed part-way
-    leaves: set[str] = field(default_factory=set)
     deltas: dict[str, Counters] = field(default_factory=dict)
     moved: bool = False
 
-    @classmethod
-    def since(cls, state: PartitionState) -> Pending:
-        return cls(
-            state.next_offset if state.stored else None,
-            {key: chunk.applied_offset for key, chunk in state.chunks.items()},
-        )
-
     def add(self, folded: Folded) -> None:
-        self.leaves.update(folded.leaves)
         for leaf, delta in folded.deltas.items():
             add_into(self.deltas.setdefault(leaf, {}), delta)
         self.moved = True
 
-    def after(self, change: PartitionChange) -> Pending:
-        """What the store holds once `change` is written: folding goes on while it is being written."""
-        return Pending(change.next_offset, {**self.chunks, **{w.chunk: w.applied_offset for w in change.writes}})
-
-    def failed(self, change: PartitionChange, since: Pending) -> Pending:
-        """`change` did not (entirely) land: pending again, with what was folded while it was being written."""
-        merged = Pending(self.cursor, dict(self.chunks), [*self.attempted, change.next_offset], moved=True)
-        merged.leaves = self.leaves | since.leaves
-        for deltas in (self.deltas, since.deltas):
+    def merged(self, later: Pending) -> Pending:
+        """A write of this did not (surely) land: pending again, with what was folded meanwhile."""
+        merged = Pending(moved=True)
+        for deltas in (self.deltas, later.deltas):
             for leaf, delta in deltas.items():
                 add_into(merged.deltas.setdefault(leaf, {}), delta)
         return merged
 
-    def change(self, state: PartitionState) -> PartitionChange | None:
-        if not self.moved:
-            return None
-        by_chunk: dict[str, dict[str, Counters]] = {}
-        for leaf in sorted(self.leaves):
-            by_chunk.setdefault(chunk_of(leaf), {})[leaf] = state.counters(leaf)
-        writes = tuple(
-            ChunkWrite(
-                chunk=key,
-                stored=key in self.chunks,
-                accepted=(*([self.chunks[key]] if key in self.chunks else []), *self.attempted),
-                applied_offset=state.next_offset,
-                leaves=leaves,
-            )
-            for key, leaves in sorted(by_chunk.items())
+
+@dataclass(frozen=True)
+class Durable:
+    """A cursor that has landed: the offset and the overlay compaction rewrites chunks from."""
+
+    next_offset: int
+    overlay: dict[str, Counters]
+
+
+@dataclass
+class Checkpoint:
+    """What the store holds of one partition, as far as its writer knows, and so what its next writes carry.
+
+    A write is accepted by a document that is as it was read (`cursor`, `chunks`) or as a failed attempt of
+    ours may have left it (`attempted`, `chunk_attempts`): writes are absolute and the fold is deterministic,
+    so a document at offset T holds the same counters whoever wrote it, and writing again is harmless.
+    """
+
+    cursor: int | None  # the stored cursor's next_offset; None when none is stored
+    chunks: dict[str, int]  # applied_offset of every stored chunk
+    overlay: dict[str, int]  # leaf -> next offset of the batch that last changed it
+    attempted: list[int] = field(default_factory=list)  # cursor offsets of writes that may have landed
+    chunk_attempts: dict[str, list[int]] = field(default_factory=dict)
+    durable: Durable | None = None  # the last cursor written by this writer
+
+    @classmethod
+    def of(cls, state: PartitionState) -> Checkpoint:
+        return cls(
+            state.next_offset if state.stored else None,
+            dict(state.stored_chunks),
+            dict.fromkeys(state.overlay, state.next_offset),
         )
+
+    def add(self, folded: Folded) -> None:
+        for leaf in folded.leaves:
+            self.overlay[leaf] = folded.next_offset
+
+    def change(self, state: PartitionState) -> PartitionChange:
+        """The cursor as of the state folded so far, carrying every leaf its chunk does not hold yet."""
         return PartitionChange(
             topic=state.topic,
             partition=state.partition,
@@ -294,8 +322,48 @@ class Pending:
             cursor_accepted=(*([self.cursor] if self.cursor is not None else []), *self.attempted),
             next_offset=state.next_offset,
             recent=state.recent,
-            writes=writes,
+            overlay={leaf: state.counters(leaf) for leaf in sorted(self.overlay)},
         )
+
+    def written(self, change: PartitionChange) -> None:
+        self.cursor, self.attempted = change.next_offset, []
+        self.durable = Durable(change.next_offset, change.overlay)
+
+    def write_failed(self, change: PartitionChange) -> None:
+        self.attempted.append(change.next_offset)
+
+    def compactions(self) -> list[ChunkWrite]:
+        """The chunks to rewrite from the last cursor written: each with the leaves not changed since (those are
+        the ones the overlay can then drop). The applied offset never goes back (a chunk an older version wrote
+        ahead of its cursor keeps skipping what it holds)."""
+        durable = self.durable
+        if durable is None:
+            return []
+        by_chunk: dict[str, dict[str, Counters]] = {}
+        for leaf, counters in durable.overlay.items():
+            if self.overlay.get(leaf, durable.next_offset + 1) <= durable.next_offset:
+                by_chunk.setdefault(chunk_of(leaf), {})[leaf] = counters
+        return [
+            ChunkWrite(
+                chunk=key,
+                stored=key in self.chunks,
+                accepted=(*([self.chunks[key]] if key in self.chunks else []), *self.chunk_attempts.get(key, ())),
+                applied_offset=max(durable.next_offset, self.chunks.get(key, 0)),
+                leaves=leaves,
+            )
+            for key, leaves in sorted(by_chunk.items())
+        ]
+
+    def compacted(self, write: ChunkWrite, durable: Durable) -> None:
+        """The chunk holds these leaves now: the next cursor need not carry those not changed since."""
+        self.chunks[write.chunk] = write.applied_offset
+        self.chunk_attempts.pop(write.chunk, None)
+        for leaf in write.leaves:
+            if self.overlay.get(leaf, durable.next_offset + 1) <= durable.next_offset:
+                del self.overlay[leaf]
+
+    def compaction_failed(self, write: ChunkWrite) -> None:
+        self.chunk_attempts.setdefault(write.chunk, []).append(write.applied_offset)
 
 
 class ConcurrentWriteError(Exception):
@@ -303,10 +371,16 @@ class ConcurrentWriteError(Exception):
 
 
 class PartitionStore(Protocol):
-    async def load_partition(self, topic: str, partition: int, window: int) -> PartitionState: ...
+    async def load_partition(self, topic: str, partition: int, window: int) -> PartitionState:
+        """The chunks and the cursor of one moment (`PartitionState.restore`)."""
+        ...
 
     async def commit(self, change: PartitionChange) -> None:
-        """Chunk writes, then the cursor, each conditional on what was read, else ConcurrentWriteError."""
+        """The cursor, conditional on what was read, else ConcurrentWriteError."""
+        ...
+
+    async def compact(self, topic: str, partition: int, write: ChunkWrite) -> None:
+        """One chunk, conditional on what was read, else ConcurrentWriteError."""
         ...
 
     async def cursors(self, topic: str) -> dict[int, int]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import random
 import zlib
 from datetime import UTC, date, datetime, timedelta
@@ -58,8 +59,14 @@ async def consume(projection: Projection, logs: dict[int, list[tuple[int, Any]]]
         partition = rng.choice([p for p, b in pending.items() if b])
         await projection.apply({partition: pending[partition].pop(0)})
         if rng.random() < 0.3:
-            await projection.commit()
+            await written(projection)
+    await written(projection)
+
+
+async def written(projection: Projection) -> None:
+    """What the service does every commit interval: the cursors, then compaction."""
     await projection.commit()
+    await projection.compact()
 
 
 def figures_by_region(projection: Projection, as_of: datetime) -> dict[str, dict[str, Any]]:
@@ -67,26 +74,65 @@ def figures_by_region(projection: Projection, as_of: datetime) -> dict[str, dict
     return {code: figures_of(figures.region(code)) for code in projection.model.codes()}
 
 
-async def started(store: MemoryStore, partitions: int, window: int = 1000) -> Projection:
-    projection = Projection(store, TOPIC, window)
+# How much each write compacts (seconds, overlay limit): every chunk behind the cursors; none, so the cursors
+# carry every leaf; only partitions whose cursor carries more than 3 leaves; every chunk, forced.
+COMPACTIONS = st.sampled_from([(math.inf, 500), (0.0, 10**9), (0.0, 3), (0.0, 0)])
+
+
+async def started(
+    store: MemoryStore, partitions: int, window: int = 1000, compaction: tuple[float, int] = (math.inf, 500)
+) -> Projection:
+    seconds, limit = compaction
+    projection = Projection(store, TOPIC, window, compaction_seconds=seconds, overlay_limit=limit)
     await projection.assign(range(partitions))
     return projection
 
 
 @FAST
-@given(seed=st.integers(0, 10_000), steps=st.integers(1, 250), partitions=st.integers(1, 4))
-def test_figures_equal_an_independent_computation(seed: int, steps: int, partitions: int) -> None:
+@given(seed=st.integers(0, 10_000), steps=st.integers(1, 250), partitions=st.integers(1, 4), compaction=COMPACTIONS)
+def test_figures_equal_an_independent_computation(
+    seed: int, steps: int, partitions: int, compaction: tuple[float, int]
+) -> None:
+    """Live, and as stored (chunks with the cursors' overlay over them), however far compaction got."""
     sim = Simulation(seed).run(steps)
     rng = random.Random(seed)
 
-    async def scenario() -> dict[str, dict[str, Any]]:
-        projection = await started(MemoryStore(), partitions)
+    async def scenario() -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+        store = MemoryStore()
+        projection = await started(store, partitions, compaction=compaction)
         await consume(projection, partitioned(sim.events, partitions), rng)
-        return figures_by_region(projection, sim.now)
+        restarted = await started(store, partitions, compaction=compaction)
+        return figures_by_region(projection, sim.now), figures_by_region(restarted, sim.now)
 
-    actual = asyncio.run(scenario())
+    live, stored = asyncio.run(scenario())
     expected = reference(sim.events, business_date(sim.now))
-    assert compare(actual, expected) == []
+    assert compare(live, expected) == []
+    assert stored == live
+
+
+def test_a_write_is_one_cursor_per_partition_and_the_figures_show_it_before_any_chunk_is_rewritten() -> None:
+    sim = Simulation(11).run(80)
+    logs = partitioned(sim.events, 2)
+
+    async def scenario() -> None:
+        store = MemoryStore()
+        projection = await started(store, 2, compaction=(0.0, 10**9))  # compaction never due
+        for partition, log in logs.items():
+            await projection.apply({partition: log})
+        assert await projection.commit() == {p: len(log) for p, log in logs.items()}
+        assert store.chunk_docs == {}  # only the two cursors were written, carrying every leaf
+        expected = reference(sim.events, business_date(sim.now))
+        assert compare(figures_by_region(projection, sim.now), expected) == []
+        assert compare(figures_by_region(await started(store, 2), sim.now), expected) == []
+        projection.compaction_seconds = math.inf
+        assert await projection.compact() > 0
+        assert all(store.overlay_docs.values())  # the chunks hold the leaves now; the next cursors drop them
+        await projection.apply({0: [(len(logs[0]), None)]})  # a record that counts nothing moves the cursor
+        await projection.commit()
+        assert store.overlay_docs[TOPIC, 0] == {}
+        assert compare(figures_by_region(await started(store, 2), sim.now), expected) == []
+
+    asyncio.run(scenario())
 
 
 @FAST
@@ -117,10 +163,13 @@ def stored_offset(store: MemoryStore, partition: int) -> int:
     return store.cursor_docs.get((TOPIC, partition), (0, b""))[0]
 
 
+CRASHES = st.lists(st.tuples(st.integers(0, 3), st.booleans()), max_size=6)  # (after n writes, landed)
+
+
 @FAST
-@given(seed=st.integers(0, 10_000), steps=st.integers(20, 200), crashes=st.lists(st.integers(0, 3), max_size=6))
+@given(seed=st.integers(0, 10_000), steps=st.integers(20, 200), crashes=CRASHES, compaction=COMPACTIONS)
 def test_a_crash_between_writes_then_a_restart_counts_every_event_once(
-    seed: int, steps: int, crashes: list[int]
+    seed: int, steps: int, crashes: list[tuple[int, bool]], compaction: tuple[float, int]
 ) -> None:
     sim = Simulation(seed).run(steps)
     rng = random.Random(seed)
@@ -128,7 +177,7 @@ def test_a_crash_between_writes_then_a_restart_counts_every_event_once(
     async def scenario() -> dict[str, dict[str, Any]]:
         store = MemoryStore()
         logs = partitioned(sim.events, 2)
-        projection = await started(store, 2)
+        projection = await started(store, 2, compaction=compaction)
         plan = list(crashes)
         pending = {p: batches(log, rng) for p, log in logs.items()}
         while any(pending.values()):
@@ -137,41 +186,46 @@ def test_a_crash_between_writes_then_a_restart_counts_every_event_once(
             if rng.random() > 0.4:
                 continue
             if plan:
-                store.crash_after_chunk_writes = plan.pop()
+                store.crash_after_writes, store.crash_after_landing = plan.pop()
             try:
-                await projection.commit()
+                await written(projection)
             except Crash:
                 # The process died: a new one loads what is stored and reads from each stored cursor.
-                projection = await started(store, 2)
+                projection = await started(store, 2, compaction=compaction)
                 pending = {
                     p: batches([r for r in log if r[0] >= stored_offset(store, p)], rng) for p, log in logs.items()
                 }
-        await projection.commit()
+        store.crash_after_writes = None
+        await written(projection)
         return figures_by_region(projection, sim.now)
 
     assert compare(asyncio.run(scenario()), reference(sim.events, business_date(sim.now))) == []
 
 
 @FAST
-@given(seed=st.integers(0, 10_000), steps=st.integers(20, 200), failures=st.lists(st.integers(0, 3), max_size=6))
-def test_a_write_that_failed_part_way_is_written_again_later(seed: int, steps: int, failures: list[int]) -> None:
-    """The store went away in the middle of a write; the process lives on and writes again next time."""
+@given(seed=st.integers(0, 10_000), steps=st.integers(20, 200), failures=CRASHES, compaction=COMPACTIONS)
+def test_a_write_that_failed_part_way_is_written_again_later(
+    seed: int, steps: int, failures: list[tuple[int, bool]], compaction: tuple[float, int]
+) -> None:
+    """The store went away in the middle of a write (before or after a document landed); the process lives on
+    and writes again next time."""
     sim = Simulation(seed).run(steps)
     rng = random.Random(seed)
 
     async def scenario() -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
         store = MemoryStore()
-        projection = await started(store, 2)
+        projection = await started(store, 2, compaction=compaction)
         plan = list(failures)
         pending = {p: batches(log, rng) for p, log in partitioned(sim.events, 2).items()}
         while any(pending.values()):
             partition = rng.choice([p for p, b in pending.items() if b])
             await projection.apply({partition: pending[partition].pop(0)})
             if plan and rng.random() < 0.4:
-                store.crash_after_chunk_writes = plan.pop()
+                store.crash_after_writes, store.crash_after_landing = plan.pop()
             with contextlib.suppress(Crash):
-                await projection.commit()
-        await projection.commit()
+                await written(projection)
+        store.crash_after_writes = None
+        await written(projection)
         assert projection.owned == {0, 1}  # no write was taken for another consumer's
         restarted = await started(store, 2)  # and what is stored is the same
         return figures_by_region(projection, sim.now), figures_by_region(restarted, sim.now)
@@ -182,16 +236,16 @@ def test_a_write_that_failed_part_way_is_written_again_later(seed: int, steps: i
 
 
 @FAST
-@given(seed=st.integers(0, 10_000), steps=st.integers(20, 200), failures=st.lists(st.integers(0, 3), max_size=4))
+@given(seed=st.integers(0, 10_000), steps=st.integers(20, 200), failures=CRASHES, compaction=COMPACTIONS)
 def test_batches_folded_while_the_state_is_being_written_are_written_next_time(
-    seed: int, steps: int, failures: list[int]
+    seed: int, steps: int, failures: list[tuple[int, bool]], compaction: tuple[float, int]
 ) -> None:
     sim = Simulation(seed).run(steps)
     rng = random.Random(seed)
 
-    async def scenario() -> dict[str, dict[str, Any]]:
+    async def scenario() -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
         store = MemoryStore()
-        projection = await started(store, 2)
+        projection = await started(store, 2, compaction=compaction)
         plan = list(failures)
         pending = {p: batches(log, rng) for p, log in partitioned(sim.events, 2).items()}
 
@@ -204,16 +258,20 @@ def test_batches_folded_while_the_state_is_being_written_are_written_next_time(
         async def writer() -> None:
             while any(pending.values()):
                 if plan and rng.random() < 0.3:
-                    store.crash_after_chunk_writes = plan.pop()
+                    store.crash_after_writes, store.crash_after_landing = plan.pop()
                 with contextlib.suppress(Crash):
-                    await projection.commit()
+                    await written(projection)
                 await asyncio.sleep(0)
 
         await asyncio.gather(consumer(), writer())
-        await projection.commit()
-        return figures_by_region(projection, sim.now)
+        store.crash_after_writes = None
+        await written(projection)
+        restarted = await started(store, 2, compaction=compaction)
+        return figures_by_region(projection, sim.now), figures_by_region(restarted, sim.now)
 
-    assert compare(asyncio.run(scenario()), reference(sim.events, business_date(sim.now))) == []
+    live, stored = asyncio.run(scenario())
+    assert compare(live, reference(sim.events, business_date(sim.now))) == []
+    assert stored == live
 
 
 @FAST
@@ -230,7 +288,7 @@ def test_a_write_cancelled_at_shutdown_is_written_by_the_final_revoke(seed: int,
         for partition, log in partitioned(sim.events, 2).items():
             for batch in batches(log, rng):
                 await projection.apply({partition: batch})
-        writing = asyncio.create_task(projection.commit())
+        writing = asyncio.create_task(written(projection))
         for _ in range(yields):
             await asyncio.sleep(0)
         writing.cancel()
@@ -256,12 +314,12 @@ def test_a_consumer_that_lost_its_partition_cannot_overwrite_the_new_owner() -> 
         old, new = await started(store, 1), await started(store, 1)
         await old.apply({0: log[:40]})
         await new.apply({0: log[:60]})
-        await new.commit()
+        await written(new)
         await old.apply({0: log[40:80]})
-        await old.commit()  # refused by the store: the old owner lets the partition go
+        await written(old)  # refused by the store: the old owner lets the partition go
         assert old.owned == set()
         await new.apply({0: log[60:]})
-        await new.commit()
+        await written(new)
         await old.refresh()  # the old owner's read model now shows what the new owner wrote
         assert figures_by_region(old, sim.now) == figures_by_region(new, sim.now)
         return figures_by_region(new, sim.now)
@@ -279,20 +337,20 @@ def test_a_partition_lost_mid_write_and_given_back_shows_only_what_is_stored() -
         store = MemoryStore()
         old = await started(store, 1)
         await old.apply({0: log[:30]})
-        await old.commit()
+        await written(old)
         new = await started(store, 1)  # a rebalance `old` has not noticed yet
         await new.apply({0: log[30:50]})
-        await new.commit()
+        await written(new)
         await old.apply({0: log[30:70]})
         # folded while the refused write is in flight: neither batch ever reaches the store from `old`
-        await asyncio.gather(old.commit(), old.apply({0: log[70:90]}))
+        await asyncio.gather(written(old), old.apply({0: log[70:90]}))
         assert old.owned == set()
         await new.revoke([0])
         resume = await old.assign([0])  # given back: the model now shows exactly what `new` wrote
         assert resume == {0: 50}
         assert figures_by_region(old, sim.now) == figures_by_region(new, sim.now)
         await old.apply({0: log[50:]})
-        await old.commit()
+        await written(old)
         assert compare(figures_by_region(old, sim.now), reference(sim.events, business_date(sim.now))) == []
 
     asyncio.run(scenario())
@@ -372,7 +430,7 @@ def test_update_terminate_and_reactivate_move_the_counts() -> None:
         projection = await started(MemoryStore(), 1)
         for offset, (event, active) in enumerate(zip(steps, expected_active, strict=True)):
             await projection.apply({0: [(offset, event)]})
-            await projection.commit()
+            await written(projection)
             assert {c: projection.model.counters(c).get(ACTIVE, 0) for c in active} == active
         model = projection.model
         assert model.counters("32.71.01").get(flow_key("enrollments"), 0) == 1
@@ -443,7 +501,7 @@ def test_a_duplicate_further_behind_than_the_window_is_counted_again() -> None:
         projection = Projection(MemoryStore(), TOPIC, window)
         await projection.assign([0])
         await projection.apply({0: stream})
-        await projection.commit()
+        await written(projection)
         return projection.model.counters("ID").get(flow_key("enrollments"), 0)
 
     expected = sum(isinstance(e, ev.ParticipantRegistered) for _, e in sim.events)
@@ -466,7 +524,7 @@ def test_a_migration_is_active_but_counted_as_migrated_not_as_a_new_enrollment()
     async def scenario() -> None:
         projection = await started(MemoryStore(), 1)
         await projection.apply({0: list(enumerate(steps))})
-        await projection.commit()
+        await written(projection)
         counters = projection.model.counters("32.71.01")
         assert counters.get(ACTIVE) == 2
         assert counters.get(flow_key("enrollments")) == 1
