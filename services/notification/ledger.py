@@ -22,7 +22,6 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Generic, Literal, NamedTuple, TypeVar
 
 from pymongo import ASCENDING, UpdateOne
-from pymongo.errors import BulkWriteError
 
 from services.notification.channels import Outgoing
 from services.notification.dispatch import Claimed
@@ -30,22 +29,19 @@ from services.notification.domain.deliveries import Settled
 from services.notification.domain.messages import Audience
 from services.notification.service import NewDelivery
 from shared.events import DeliveryChannel, utc_now
+from shared.mongo import bulk_update, insert_new
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
     from datetime import datetime, timedelta
 
-    from pymongo.asynchronous.collection import AsyncCollection
     from pymongo.asynchronous.database import AsyncDatabase
 
 Document = dict[str, Any]
-_DUPLICATE_KEY = 11000
 #: How long a group waits for company after its first member: short next to a round trip under load.
 FLUSH_DELAY = 0.002
 #: The most deliveries one grouped write names (an `$in` list, a bulk write).
 GROUP_LIMIT = 500
-#: The most updates one bulk write carries (`_bulk_update`).
-BULK_SLICE = 25
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -116,21 +112,6 @@ class _Settlement(NamedTuple):
     status: Literal["sent", "failed"]
     error: str | None
     attempts: int
-
-
-async def insert_new(collection: AsyncCollection[Document], documents: list[Document]) -> set[int]:
-    """Insert the documents whose `_id` is not there yet; returns the positions of those already there."""
-    try:
-        await collection.insert_many(documents, ordered=False)
-    except BulkWriteError as exc:
-        errors = exc.details.get("writeErrors", [])
-        # Duplicates are the point (a redelivered event); anything else is a real failure.
-        if any(error.get("code") != _DUPLICATE_KEY for error in errors):
-            raise
-        if all(isinstance(error.get("index"), int) for error in errors):
-            return {int(error["index"]) for error in errors}
-        return set(range(len(documents)))  # a server that does not say which: treat them all as known
-    return set()
 
 
 class MongoLedger:
@@ -247,7 +228,7 @@ class MongoLedger:
             )
             for s in settlements
         ]
-        matched = await _bulk_update(self.deliveries, writes)
+        matched = await bulk_update(self.deliveries, writes)
         mine = {s.claimed.outgoing.delivery_id for s in settlements}
         if matched != len(writes):
             # Rare: a lease lapsed mid-delivery. Ours are those settled under our claim token.
@@ -269,7 +250,7 @@ class MongoLedger:
             for c in unattempted
         ]
         if uncount:
-            await _bulk_update(self.deliveries, uncount)
+            await bulk_update(self.deliveries, uncount)
         await self.deliveries.update_many(
             {"_id": {"$in": list(delivery_ids)}, "owner": owner, "status": "pending"},
             {"$set": {"lease_until": None}},
@@ -320,17 +301,6 @@ class MongoLedger:
         }  # fmt: skip
         cursor = self.deliveries.find(query, projection).sort("created_at", -1).limit(limit)
         return [doc async for doc in cursor]
-
-
-async def _bulk_update(collection: AsyncCollection[Document], writes: list[UpdateOne]) -> int:
-    """Bulk updates in slices, one after the other; how many matched. FerretDB v1 holds a SQLite connection for
-    every update of a bulk write until the command ends, and a few hundred at once exhaust its pool of 100: the
-    command never answers (seen in the bench with groups of 500)."""
-    matched = 0
-    for start in range(0, len(writes), BULK_SLICE):
-        result = await collection.bulk_write(writes[start : start + BULK_SLICE], ordered=False)
-        matched += result.matched_count
-    return matched
 
 
 def _by_holder(claims: list[_Claim]) -> dict[tuple[str, timedelta], list[str]]:

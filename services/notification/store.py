@@ -31,9 +31,10 @@ from services.notification.domain.budget import BudgetState, HeldRequest
 from services.notification.domain.coverage import CoverageSnapshot, RegionProgress, made_progress
 from services.notification.domain.digest import DigestItem
 from services.notification.domain.messages import Audience, Kind, PartnerWebhook, Stakeholder, Subscription
-from services.notification.ledger import Document, MongoLedger, insert_new
+from services.notification.ledger import Document, MongoLedger
 from services.notification.service import Threshold
 from shared.events import BudgetPosition, DeliveryChannel, utc_now
+from shared.mongo import insert_new
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence

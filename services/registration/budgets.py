@@ -24,12 +24,12 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 from pymongo import ASCENDING, ReplaceOne
-from pymongo.errors import BulkWriteError
 
 from services.registration.domain.budget import Charge, reserved_now
 from services.registration.domain.ledger import Allocation, Entry, Ledger
 from services.registration.domain.participation import Forward, ParticipantRecord, Verdict
 from shared.events import BudgetKey, BudgetSource, Held, HoldDecidedEvent, HoldResolution, RequestHeld
+from shared.mongo import bulk_update, insert_new
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -41,8 +41,6 @@ if TYPE_CHECKING:
     from shared.crypto import Sealer
 
 Document = dict[str, Any]
-DUPLICATE_KEY = 11000
-SUMMARY_SLICE = 25  # summaries replaced per bulk write (`MongoBudgets._summarise`)
 
 
 def _dumps(value: Any) -> str:
@@ -185,20 +183,6 @@ def ledger_from_document(document: Document) -> Ledger:
     )
 
 
-async def _insert_new(collection: Any, documents: list[Document]) -> set[int]:
-    """Insert what is not there yet (by `_id`); the positions of the documents that were there already."""
-    if not documents:
-        return set()
-    try:
-        await collection.insert_many(documents, ordered=False)
-    except BulkWriteError as error:
-        errors = error.details.get("writeErrors", [])
-        if any(e.get("code") != DUPLICATE_KEY for e in errors):
-            raise
-        return {int(e["index"]) for e in errors}
-    return set()
-
-
 class MongoBudgets:
     """Ledgers and holds in registration's own database."""
 
@@ -238,13 +222,13 @@ class MongoBudgets:
         if not documents:
             return set()
         versions = [{**d, "_id": version_id(d["_id"], d["sequence"]), "budget": d["_id"]} for d in documents]
-        lost = {documents[index]["_id"] for index in await _insert_new(self.versions, versions)}
+        lost = {documents[index]["_id"] for index in await insert_new(self.versions, versions)}
         await self._summarise([d for d in documents if d["_id"] not in lost])
         return lost
 
     async def _summarise(self, documents: list[Document]) -> None:
         firsts = [d for d in documents if d["sequence"] == 1]
-        known = {firsts[index]["_id"] for index in await _insert_new(self.ledgers, firsts)}
+        known = {firsts[index]["_id"] for index in await insert_new(self.ledgers, firsts)}
         inserted = {d["_id"] for d in firsts} - known
         # Not atomic on FerretDB (see above): a slower writer may put an older version back; loads do not care.
         replaces = [
@@ -252,10 +236,7 @@ class MongoBudgets:
             for d in documents
             if d["_id"] not in inserted
         ]
-        # In slices, one after the other: FerretDB v1 holds a SQLite connection for every update of a bulk write
-        # until the command ends, and a few hundred at once exhaust its pool of 100 (no reply, ever).
-        for start in range(0, len(replaces), SUMMARY_SLICE):
-            await self.ledgers.bulk_write(replaces[start : start + SUMMARY_SLICE], ordered=False)
+        await bulk_update(self.ledgers, replaces)
 
     async def carried(self, budget: BudgetKey) -> Charge:
         """What the participations active at the start of the budget's year, reserved in an earlier year on
