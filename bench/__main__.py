@@ -28,7 +28,7 @@ from bench.harness import SCALES, Harness, Scale
 from bench.kafka import Kafka
 from bench.profiling import profile_service
 from bench.report import Row, Section, fill, headline, render
-from bench.scenarios import backfill, dashboard, latency, notification, registration, reporting
+from bench.scenarios import backfill, dashboard, latency, notification, registration, reporting, scaleout
 from bench.store import Store
 
 if TYPE_CHECKING:
@@ -41,6 +41,7 @@ SCENARIOS: dict[str, Callable[[Harness], Awaitable[Section]]] = {
     "latency": latency.run,
     "backfill": backfill.run,
     "dashboard": dashboard.run,
+    "scaleout": scaleout.run,
 }
 PROFILED = ("registration", "reporting", "notification")  # the services bench/profiling.py can profile
 LEDGER = stack.ROOT / ".local" / "bench" / "databases.txt"  # what `--clean` drops after an interrupted run

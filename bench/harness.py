@@ -40,6 +40,10 @@ class Scale:
     profile: int  # requests the profiled registration handles
     templates: int  # decided outcome events the reporting and notification data repeat
     budget: float  # seconds one measured process may take; past it, the rate of what was done counts
+    # Messages per run of the scale-out scenario (each run: 1, 2 and 4 instances of one service). Defaults are
+    # the full scale's, so a Scale made without them still runs the scenario.
+    scaleout_registration: int = 20_000  # requests through registration instances in one consumer group
+    scaleout_reporting: int = 200_000  # outcome events through reporting instances in one consumer group
     thresholds: bool = True  # a smoke run only proves the harness works: no target is judged
 
 
@@ -62,6 +66,8 @@ SCALES = {
         profile=30_000,
         templates=5_000,
         budget=400,
+        scaleout_registration=20_000,
+        scaleout_reporting=200_000,
     ),
     # The issue's sizes throughout: several hours here.
     "issue": Scale(
@@ -80,6 +86,8 @@ SCALES = {
         profile=30_000,
         templates=5_000,
         budget=6 * 3600,
+        scaleout_registration=200_000,
+        scaleout_reporting=1_000_000,
     ),
     # Seconds: proves the harness and every service still work together (tests/e2e/test_bench_smoke.py).
     "smoke": Scale(
@@ -98,6 +106,8 @@ SCALES = {
         profile=0,
         templates=200,
         budget=60,
+        scaleout_registration=200,
+        scaleout_reporting=400,
         thresholds=False,
     ),
 }

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import GroupCoordinatorNotAvailableError, TopicAlreadyExistsError
+from aiokafka.errors import GroupCoordinatorNotAvailableError, NonEmptyGroup, TopicAlreadyExistsError
 from aiokafka.protocol.admin import DeleteGroupsRequest
 from confluent_kafka import Producer  # type: ignore[import-untyped]
 
@@ -94,16 +95,27 @@ class Kafka:
     async def groups(self) -> list[str]:
         return [group for group, *_ in await self._admin.list_consumer_groups()]
 
-    async def delete_groups(self, names: Iterable[str]) -> None:
+    async def delete_groups(self, names: Iterable[str], within: float = 30) -> None:
         """Remove this run's consumer groups. aiokafka's admin client has no call for it: the protocol's
-        DeleteGroups request, which aiokafka ships, goes to each group's coordinator. Best effort: a group
-        whose consumer was killed keeps its member until the broker expires it (`--clean` removes it later)."""
-        by_coordinator: dict[int, list[str]] = {}
+        DeleteGroups request, which aiokafka ships, goes to each group's coordinator. A group keeps a member whose
+        consumer did not leave on its way out (killed, or stopped while its group was rebalancing, as instances
+        stopped together are) until the broker expires it (the session timeout, 10 s): a group still holding one
+        is asked again for up to `within` seconds. Best effort past that (`--clean` removes it later)."""
+        remaining = list(names)
+        deadline = time.monotonic() + within
         with contextlib.suppress(Exception):
-            for group in names:
-                by_coordinator.setdefault(await self._admin.find_coordinator(group), []).append(group)
-            for node, groups in by_coordinator.items():
-                await self._admin._client.send(node, DeleteGroupsRequest(groups))  # noqa: SLF001 - see the docstring
+            while remaining:
+                by_coordinator: dict[int, list[str]] = {}
+                for group in remaining:
+                    by_coordinator.setdefault(await self._admin.find_coordinator(group), []).append(group)
+                remaining = []
+                for node, groups in by_coordinator.items():
+                    response = await self._admin._client.send(node, DeleteGroupsRequest(groups))  # noqa: SLF001 - see the docstring
+                    remaining += [group for group, code in response.results if code == NonEmptyGroup.errno]
+                if remaining and time.monotonic() < deadline:
+                    await asyncio.sleep(1)
+                else:
+                    return
 
     async def _topic_partitions(self, topic: str) -> list[TopicPartition]:
         count = self._partitions.get(topic)

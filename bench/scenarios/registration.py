@@ -22,9 +22,10 @@ from shared import topics
 COLLECTIONS = ["participants", "history", "requests"]  # everything registration writes per request
 
 
-async def prefill(h: Harness, n: int, label: str = "requests") -> str:
+async def prefill(h: Harness, n: int, label: str = "requests", *, partitions: int | None = None) -> str:
+    """`n` requests on a topic of their own, with the catalogue's partition count unless `partitions` is given."""
     topic = h.name(label)
-    await h.kafka.create_topic(topic, topics.ENROLLMENT_REQUESTS.partitions)
+    await h.kafka.create_topic(topic, partitions or topics.ENROLLMENT_REQUESTS.partitions)
     await asyncio.to_thread(fill, h.kafka.bootstrap, topic, data.request_records(n, h.seed, today=h.today))
     return topic
 

@@ -93,17 +93,21 @@ def memory_rows(h: Harness, scenario: str, curve: Curve, rss_measure: str, check
     return rows
 
 
-async def prefill_outcomes(h: Harness, n: int, label: str) -> str:
-    topic, _ = await prefill_outcome_templates(h, n, label)
+async def prefill_outcomes(h: Harness, n: int, label: str, *, partitions: int | None = None) -> str:
+    topic, _ = await prefill_outcome_templates(h, n, label, partitions=partitions)
     return topic
 
 
-async def prefill_outcome_templates(h: Harness, n: int, label: str) -> tuple[str, list[data.OutcomeTemplate]]:
+async def prefill_outcome_templates(
+    h: Harness, n: int, label: str, *, partitions: int | None = None
+) -> tuple[str, list[data.OutcomeTemplate]]:
+    """`n` outcome events on a topic of their own, with the catalogue's partition count unless `partitions` is
+    given."""
     templates = await asyncio.to_thread(
         data.outcome_templates, h.scale.templates, h.seed + 1, today=h.today, nik_secret=h.nik_secret
     )
     topic = h.name(label)
-    await h.kafka.create_topic(topic, topics.ENROLLMENT_OUTCOMES.partitions)
+    await h.kafka.create_topic(topic, partitions or topics.ENROLLMENT_OUTCOMES.partitions)
     await asyncio.to_thread(fill, h.kafka.bootstrap, topic, data.outcome_records(n, h.seed + 1, templates))
     return topic, templates
 
@@ -133,6 +137,17 @@ async def create_reporting_topics(h: Harness, env: dict[str, str]) -> None:
     await h.kafka.create_topic(env["REPORTING_DEAD_LETTERS_TOPIC"], topics.DEAD_LETTERS.partitions)
 
 
+def folded_and_published(h: Harness, env: dict[str, str], national: NationalAggregate) -> Callable[[], Awaitable[int]]:
+    """Reporting's progress, whatever its instances: events folded and checkpointed (the group's committed offsets
+    follow the stored state) and published (the national snapshot's source offsets)."""
+
+    async def progress() -> int:
+        committed = await h.kafka.committed_total(env["REPORTING_GROUP_ID"], env["REPORTING_OUTCOMES_TOPIC"])
+        return min(committed, national.reflected)
+
+    return progress
+
+
 async def reporting_run(h: Harness, outcomes: str, n: int, run: str, curve: Curve) -> tuple[Rate, int]:
     """Returns the rate, the wall time and the peak RSS."""
     env = reporting_env(h, outcomes, run)
@@ -144,15 +159,9 @@ async def reporting_run(h: Harness, outcomes: str, n: int, run: str, curve: Curv
     proc = h.service("reporting", run, env)
     sampler = Sampler(proc, lambda: h.store.size(database))
     proc.start()
-
-    async def progress() -> int:
-        # Folded and checkpointed (the committed offset follows the stored state), and published.
-        committed = await h.kafka.committed_total(env["REPORTING_GROUP_ID"], outcomes)
-        return min(committed, national.reflected)
-
     try:
         rate = await watch(
-            progress,
+            folded_and_published(h, env, national),
             n,
             within=h.scale.budget,
             check=proc.check_alive,

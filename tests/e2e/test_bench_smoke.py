@@ -20,7 +20,7 @@ from tests.support import ROOT, holding
 
 pytestmark = pytest.mark.e2e
 
-SCENARIOS = ("registration", "reporting", "notification", "latency", "backfill")
+SCENARIOS = ("registration", "reporting", "notification", "latency", "backfill", "scaleout")
 
 
 def test_the_smoke_run_writes_a_row_for_every_scenario(
