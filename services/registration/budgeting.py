@@ -20,6 +20,7 @@ from services.registration.domain.budget import Charge, token
 from services.registration.domain.holds import approved_stale, held
 from services.registration.domain.ledger import Allocation, Ledger
 from shared.events import AllocationRecordedEvent, BudgetPositionChanged, HoldResolution, RequestRejected
+from shared.events.budget import FIRST_FISCAL_YEAR
 from shared.messaging import Keyed
 from shared.topics import VERDICT_HEADER
 
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from services.registration.budgets import MongoBudgets
     from services.registration.domain.participation import Context, Decision, Verdict
     from services.registration.service import Publish
+    from shared.events import BudgetKey
 
 # A ledger swap lost to another instance is tried again on the ledger as it now is; this many times at most,
 # then the batch fails and is retried whole (nothing is logged yet, so nothing is lost).
@@ -150,7 +152,8 @@ class Budgeting:
             admitted: dict[str, dict[int, Decision]] = {}
             for key, indexes in todo.items():
                 ledgers[key], admitted[key] = _entered(ledgers[key], indexes, decisions, ctx)
-            lost = await self.store.swap_many([(befores[key], ledgers[key]) for key in todo])
+            # The summaries wait for `settle`, which writes the next version of the same budgets anyway.
+            lost = await self.store.swap_many([(befores[key], ledgers[key]) for key in todo], summarise=False)
             for key in set(todo) - lost:
                 for index, decision in admitted[key].items():
                     result[index] = decision
@@ -200,19 +203,26 @@ class Budgeting:
         }
         if not opening:
             return dict(ledgers)
-        previous = {
-            ledger.budget.model_copy(update={"fiscal_year": ledger.budget.fiscal_year - 1}).key
-            for ledger in opening.values()
-        }
+        earlier = {key: _earlier_years(ledger.budget) for key, ledger in opening.items()}
+        previous = {keys[-1] for keys in earlier.values() if keys}
         for _ in range(YEAR_OPENING_WAITS):
-            unsettled = sorted(key for key, last_year in (await self.store.load(previous)).items() if last_year.pending)
+            loaded = await self.store.load({key for keys in earlier.values() for key in keys})
+            unsettled = sorted(key for key in previous if loaded[key].pending)
             if not unsettled:
                 break
             await asyncio.sleep(1)
         else:
             raise RuntimeError(f"budgets {unsettled} still have pending entries; the batch is retried")
-        carried = await self.store.carried_many(ledger.budget for ledger in opening.values())
-        return {**ledgers, **{key: ledger.carried_over(carried[ledger.budget.key]) for key, ledger in opening.items()}}
+        # A participation carried over reserved in an earlier year of the same region and source, and that
+        # year's ledger holds the reservation: where no earlier ledger was ever written there is nothing to
+        # carry, and the read of the participants (a scan on FerretDB) is spared. On a year's first day, or a
+        # new database, that is nearly every budget.
+        carrying = [ledger.budget for key, ledger in opening.items() if any(loaded[k].sequence for k in earlier[key])]
+        carried = await self.store.carried_many(carrying) if carrying else {}
+        return {
+            **ledgers,
+            **{key: ledger.carried_over(carried.get(key) or Charge(ledger.budget)) for key, ledger in opening.items()},
+        }
 
     def position(self, ledger: Ledger, ctx: Context) -> Keyed:
         event = BudgetPositionChanged(
@@ -237,6 +247,13 @@ class Budgeting:
             key = nik_of_payload(raw) or decision.forward.held_key
             records.append(Keyed(self.intake_topic, key, raw, {VERDICT_HEADER: verdict}))
         return records
+
+
+def _earlier_years(budget: BudgetKey) -> list[str]:
+    """The keys of the budget's region and source in every fiscal year before its own (the year before last)."""
+    return [
+        budget.model_copy(update={"fiscal_year": year}).key for year in range(FIRST_FISCAL_YEAR, budget.fiscal_year)
+    ]
 
 
 def verdict_header(verdict: Verdict) -> str:

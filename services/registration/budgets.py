@@ -210,10 +210,14 @@ class MongoBudgets:
         did. Then the summary follows (a failure there only leaves it behind: loads follow the versions)."""
         return not await self.swap_many([(before, after)])
 
-    async def swap_many(self, changes: Sequence[tuple[Ledger, Ledger]]) -> set[str]:
-        """`swap` for many ledgers in two round trips (the versions, then the summaries), whatever their number:
-        a batch touches a budget per region and source, hundreds of them. Returns the budgets whose version was
-        taken by another instance meanwhile; the others are changed."""
+    async def swap_many(self, changes: Sequence[tuple[Ledger, Ledger]], *, summarise: bool = True) -> set[str]:
+        """`swap` for many ledgers in one insert of their versions, whatever their number (a batch touches a
+        budget per region and source, hundreds of them), then the summaries. Returns the budgets whose version
+        was taken by another instance meanwhile; the others are changed.
+
+        Without `summarise` the summaries stay behind: the versions are the truth and loads follow them, one
+        read per version behind. The admit step swaps without them and settle, a moment later, writes them:
+        the summaries cost a bulk write per `BULK_SLICE` budgets, and were most of a batch's budget time."""
         documents = []
         for before, after in changes:
             document = ledger_document(after)
@@ -223,13 +227,14 @@ class MongoBudgets:
             return set()
         versions = [{**d, "_id": version_id(d["_id"], d["sequence"]), "budget": d["_id"]} for d in documents]
         lost = {documents[index]["_id"] for index in await insert_new(self.versions, versions)}
-        await self._summarise([d for d in documents if d["_id"] not in lost])
+        if summarise:
+            await self._summarise([d for d in documents if d["_id"] not in lost])
         return lost
 
     async def _summarise(self, documents: list[Document]) -> None:
-        firsts = [d for d in documents if d["sequence"] == 1]
-        known = {firsts[index]["_id"] for index in await insert_new(self.ledgers, firsts)}
-        inserted = {d["_id"] for d in firsts} - known
+        # A summary's first write may be of any version (the admit step writes none): inserted if there is none.
+        known = {documents[index]["_id"] for index in await insert_new(self.ledgers, documents)}
+        inserted = {d["_id"] for d in documents} - known
         # Not atomic on FerretDB (see above): a slower writer may put an older version back; loads do not care.
         replaces = [
             ReplaceOne({"_id": d["_id"], "sequence": {"$lt": d["sequence"]}}, d)

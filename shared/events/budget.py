@@ -24,7 +24,10 @@ from pydantic import Field, TypeAdapter
 from shared.events.envelope import CloudEvent, Frozen
 from shared.events.vocabulary import RegionCode, RequestId, Rupiah
 
-FiscalYear = Annotated[int, Field(ge=2015, le=2100, description="the fiscal year: 1 January to 31 December, WIB")]
+FIRST_FISCAL_YEAR = 2015  # no budget of an earlier year is accepted
+FiscalYear = Annotated[
+    int, Field(ge=FIRST_FISCAL_YEAR, le=2100, description="the fiscal year: 1 January to 31 December, WIB")
+]
 Month = Annotated[str, Field(pattern=r"^\d{4}-\d{2}$", examples=["2027-03"])]
 
 
