@@ -331,12 +331,14 @@ def check_programs(
 
 def _program_table(rule: ProgramRule, programs: Sequence[Program]) -> tuple[list[Violation], frozenset[Program]]:
     """Findings in the table's terms, and the mandatory programs found missing."""
-    chosen = frozenset(programs)
+    chosen, offered = frozenset(programs), rule.offered
+    if len(chosen) == len(programs) and chosen <= offered and rule.mandatory <= chosen:
+        return [], frozenset()  # nearly every request: nothing to report, and no finding to build
     # One finding per repeated program, however often it repeats.
     repeated = {p for i, p in enumerate(programs) if p in programs[:i]}
     found = [Violation(R.PROGRAM_DUPLICATE, "programs", p.value) for p in Program if p in repeated]
     found.extend(
-        Violation(R.PROGRAM_NOT_OFFERED, "programs", p.value) for p in Program if p in chosen and p not in rule.offered
+        Violation(R.PROGRAM_NOT_OFFERED, "programs", p.value) for p in Program if p in chosen and p not in offered
     )
     missing = frozenset(p for p in Program if p in rule.mandatory and p not in chosen)
     found.extend(Violation(R.PROGRAM_MANDATORY_MISSING, "programs", p.value) for p in Program if p in missing)
