@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from services.registration.channels import nik_of_payload
@@ -121,6 +121,19 @@ def _settled(ledger: Ledger, items: Iterable[Settlement]) -> Ledger:
     return ledger
 
 
+@dataclass
+class Entries:
+    """What a batch's budget step entered: the budget each request was entered in (to settle it there), and
+    each ledger as the batch last wrote it. The next chunk and the settle step start from that instead of
+    reading the ledger again: if another instance has changed it since, their swap loses and reads it then."""
+
+    budgets: dict[str, str] = field(default_factory=dict)  # request key -> budget key
+    ledgers: dict[str, Ledger] = field(default_factory=dict)  # budget key -> the version this batch wrote last
+
+    def wrote(self, before: Ledger, after: Ledger) -> None:
+        self.ledgers[after.budget.key] = replace(after, sequence=before.sequence + 1)
+
+
 @dataclass(frozen=True)
 class Budgeting:
     """Everything the budget step needs, created once in the app's lifespan."""
@@ -130,9 +143,11 @@ class Budgeting:
     budget_topic: str
     intake_topic: str
 
-    async def admit(self, decisions: Sequence[Decision], ctx: Context) -> tuple[list[Decision], dict[str, str]]:
-        """The decisions as their budgets let them stand, entered in their ledgers; and, for each request
-        entered, the budget it was entered in (to settle it after the batch is applied).
+    async def admit(
+        self, decisions: Sequence[Decision], ctx: Context, entered: Entries | None = None
+    ) -> tuple[list[Decision], Entries]:
+        """The decisions as their budgets let them stand, entered in their ledgers; and what was entered (added
+        to `entered`, the batch's so far), to settle after the batch is applied.
 
         Every budget of the batch is read, opened and swapped together (`MongoBudgets.swap_many`): a batch
         touches a budget per region and source, and a round trip per budget was most of a batch's time. Only
@@ -143,11 +158,12 @@ class Budgeting:
             key = budget_of(decision)
             if key is not None:
                 groups.setdefault(key, []).append(index)
+        entered = entered if entered is not None else Entries()
         todo = dict(groups)
         for _ in range(SWAP_ATTEMPTS):
             if not todo:
                 break
-            befores = await self.store.load(todo)
+            befores = await self._current(todo, entered)
             ledgers = await self._opened(befores, ctx)
             admitted: dict[str, dict[int, Decision]] = {}
             for key, indexes in todo.items():
@@ -155,24 +171,33 @@ class Budgeting:
             # The summaries wait for `settle`, which writes the next version of the same budgets anyway.
             lost = await self.store.swap_many([(befores[key], ledgers[key]) for key in todo], summarise=False)
             for key in set(todo) - lost:
+                entered.wrote(befores[key], ledgers[key])
                 for index, decision in admitted[key].items():
                     result[index] = decision
             todo = {key: todo[key] for key in lost}
+            for key in lost:
+                entered.ledgers.pop(key, None)
         if todo:
             raise RuntimeError(f"budgets {sorted(todo)}: ledgers kept changing under {SWAP_ATTEMPTS} attempts; retried")
-        entered = {result[i].key: key for key, indexes in groups.items() for i in indexes}
+        entered.budgets.update({result[i].key: key for key, indexes in groups.items() for i in indexes})
         return result, entered
 
-    async def settle(self, kept: Iterable[Decision], entered: Mapping[str, str], ctx: Context) -> list[Keyed]:
+    async def _current(self, keys: Iterable[str], entered: Entries) -> dict[str, Ledger]:
+        """The ledgers as this batch last wrote them, read from the store where it has not written them yet."""
+        wanted = list(keys)
+        loaded = await self.store.load([key for key in wanted if key not in entered.ledgers])
+        return {key: entered.ledgers[key] if key in entered.ledgers else loaded[key] for key in wanted}
+
+    async def settle(self, kept: Iterable[Decision], entered: Entries, ctx: Context) -> list[Keyed]:
         """Count every request of the batch for good as the decision the log kept; the touched budgets'
         positions to publish."""
-        work = _settlements(kept, entered)
+        work = _settlements(kept, entered.budgets)
         settled: dict[str, Ledger] = {}
         todo = dict(work)
         for _ in range(SWAP_ATTEMPTS):
             if not todo:
                 break
-            befores = await self.store.load(todo)
+            befores = await self._current(todo, entered)
             changes: dict[str, tuple[Ledger, Ledger]] = {}
             for key, items in todo.items():
                 before = befores[key]
@@ -187,6 +212,8 @@ class Budgeting:
                 if key not in lost:
                     settled[key] = replace(ledger, sequence=before.sequence + 1)
             todo = {key: todo[key] for key in lost}
+            for key in lost:
+                entered.ledgers.pop(key, None)
         if todo:
             raise RuntimeError(f"budgets {sorted(todo)}: ledgers kept changing under {SWAP_ATTEMPTS} attempts; retried")
         return [self.position(settled[key], ctx) for key in work]

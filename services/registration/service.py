@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 import structlog
 
+from services.registration.budgeting import Entries
 from services.registration.domain.decisions import decide
 from services.registration.domain.holds import approved, decide_allocation, decide_verdict, refused
 from services.registration.domain.participation import (
@@ -142,7 +143,6 @@ class Round:
 
     decided: list[Decision]
     recorded: dict[str, Decision]
-    entered: dict[str, str] = field(default_factory=dict)  # request key -> the budget its charge was entered in
 
     def answers(self) -> dict[str, Answer]:
         found: dict[str, Answer] = {}
@@ -166,7 +166,7 @@ class Recorded:
 
     answers: list[Answer]
     known_partners: frozenset[str]
-    entered: dict[str, str] = field(default_factory=dict)
+    entered: Entries = field(default_factory=Entries)  # what the budget step entered, to settle
 
 
 def schedule(
@@ -325,12 +325,12 @@ class Registration:
             self.partners.load_partners(), self.participations.participations(planned.participant_ids)
         )
         answers: dict[str, Answer] = {}
-        entered: dict[str, str] = {}
+        entered = Entries()
         for index, pending in enumerate(planned.rounds):
             owners = {p.key: p.participant_id for p in pending}
-            taken = await self._take_round(planned.answered if index == 0 else [], pending, partners, current, ctx)
+            answered = planned.answered if index == 0 else []
+            taken = await self._take_round(answered, pending, partners, current, ctx, entered=entered)
             answers.update(taken.answers())
-            entered.update(taken.entered)
             current.update(taken.states(owners))
             replayed = {owners[key] for key in taken.recorded if key in owners}
             if replayed:
@@ -339,17 +339,19 @@ class Registration:
                 current.update(newer(current, await self.participations.participations(replayed)))
         return Recorded([answers[key] for key in planned.order], frozenset(partners), entered)
 
-    async def _take_round(
+    async def _take_round(  # noqa: PLR0913 - a round, the state it is decided on, and the budget entries
         self,
         answered: Sequence[Decision],
         pending: Sequence[Pending],
         partners: Mapping[str, Partner],
         current: Mapping[str, ParticipantRecord],
         ctx: Context,
+        *,
+        entered: Entries,
     ) -> Round:
         """Decide and log one round; entries the log held already are read back and replayed onto the
         participations before the next round is decided on them."""
-        decided, seen, entered = await self._decide_and_log(answered, pending, partners, current, ctx)
+        decided, seen = await self._decide_and_log(answered, pending, partners, current, ctx, entered=entered)
         recorded = await self.request_log.recorded(seen) if seen else {}
         if len(recorded) != len(seen):
             raise RuntimeError("a request-log entry reported present cannot be read; the batch is retried")
@@ -357,18 +359,20 @@ class Registration:
             await self.participations.apply(
                 sorted(recorded.values(), key=lambda d: d.participant.version if d.participant else 0)
             )
-        return Round(decided, recorded, entered)
+        return Round(decided, recorded)
 
-    async def _decide_and_log(
+    async def _decide_and_log(  # noqa: PLR0913 - a round, the state it is decided on, and the budget entries
         self,
         answered: Sequence[Decision],
         pending: Sequence[Pending],
         partners: Mapping[str, Partner],
         current: Mapping[str, ParticipantRecord],
         ctx: Context,
-    ) -> tuple[list[Decision], set[str], dict[str, str]]:
+        *,
+        entered: Entries,
+    ) -> tuple[list[Decision], set[str]]:
         """Decide one round and write its request-log entries; returns the decisions in order (the answered
-        ones first) and the keys recorded before.
+        ones first) and the keys recorded before. What the budget step enters goes into `entered`.
 
         Chunk by chunk, each chunk decided while the one before it is being written: the domain's CPU and the
         store's work overlap instead of taking turns (a round holds each worker once, so no decision in it
@@ -376,7 +380,6 @@ class Registration:
         writes are unordered and first-writer-wins either way.
         """
         decided: list[Decision] = []
-        entered: dict[str, str] = {}
         async with asyncio.TaskGroup() as writes:
             logged: list[asyncio.Task[set[str]]] = []
             for start in range(0, max(len(pending), 1), LOG_CHUNK):
@@ -387,12 +390,11 @@ class Registration:
                 )
                 if self.budgeting is not None:
                     # Before the log: a decision is logged only as its budget lets it stand (domain.ledger).
-                    chunk, chunk_entered = await self.budgeting.admit(chunk, ctx)
-                    entered.update(chunk_entered)
+                    chunk, _ = await self.budgeting.admit(chunk, ctx, entered)
                 decided.extend(chunk)
                 logged.append(writes.create_task(self.request_log.record(chunk)))
                 await asyncio.sleep(0)  # the write goes out before the next chunk is decided
-        return decided, set[str]().union(*(task.result() for task in logged)), entered
+        return decided, set[str]().union(*(task.result() for task in logged))
 
 
 def _decide(pending: Pending, partner: Partner | None, current: ParticipantRecord | None, ctx: Context) -> Decision:
