@@ -13,14 +13,11 @@ budget for all twelve months (`reserved_now`). The ledger that adds all of this 
 from __future__ import annotations
 
 import hashlib
-from bisect import bisect_right
 from dataclasses import dataclass, field, replace
 from datetime import date
-from functools import cache
 from typing import TYPE_CHECKING
 
-from services.registration.domain.contributions import calculate, rate_changes
-from services.registration.domain.rates import load_rate_table
+from services.registration.domain.contributions import priced
 from shared.events import BudgetCharge, BudgetKey, BudgetSource, FundingSource, ParticipantStatus, Payer
 from shared.regions import NATIONAL_CODE
 
@@ -48,25 +45,11 @@ def _first_months(start: date, year: int) -> list[date]:
     return [first] + [date(year, m, 1) for m in range(first.month + 1, 13)] if first.year == year else []
 
 
-@cache
-def _rate_changes() -> tuple[date, ...]:
-    return rate_changes(load_rate_table())
-
-
 def commitment(terms: ContributionTerms, start: date, year: int) -> dict[str, int]:
     """The funder's share of each month from `start` (or 1 January) to December of `year`, whole Rupiah."""
-    # Priced again only where some rate changed since the month before (as `past_contributions` does): between
-    # two changes a month costs the same, and pricing all twelve was a fifth of a decision's time.
-    changes = _rate_changes()
-    months: dict[str, int] = {}
-    priced_with, amount = -1, 0
-    for on in _first_months(start, year):
-        in_force = bisect_right(changes, on)
-        if in_force != priced_with:
-            amount, priced_with = calculate(terms, on).by_payer.get(Payer.FUNDER, 0), in_force
-        if amount:
-            months[month_of(on)] = amount
-    return months
+    days = _first_months(start, year)
+    shares = zip(days, priced(terms, days), strict=True)
+    return {month_of(on): amount for on, monthly in shares if (amount := monthly.by_payer.get(Payer.FUNDER, 0))}
 
 
 def budget_for(basis: EnrollmentRequest, year: int, declared: Collection[str], regions: Regions) -> BudgetKey | None:

@@ -29,6 +29,7 @@ The calculator trusts its input: run the rules first. Terms it cannot compute at
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Protocol
@@ -44,7 +45,7 @@ from services.registration.domain.rates import (
 from shared.events import ContributionPeriod, Contributions, Employer, FundingSource, Payer, Program, Segment
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterable, Iterator, Sequence
 
 # The rate file's loader and errors are part of what a caller of the calculator needs.
 __all__ = [
@@ -158,6 +159,20 @@ def rate_changes(table: RateTable) -> tuple[date, ...]:
     return tuple(sorted({v.effective_from for v in versions}))
 
 
+def priced(terms: ContributionTerms, days: Iterable[date], rates: RateTable | None = None) -> Iterator[Contributions]:
+    """The monthly contribution on each of `days` (in order), priced again only where some rate changed since
+    the day before: between two changes a contribution is fixed, so ten years of months cost a dozen
+    calculations, not 120."""
+    table = rates if rates is not None else load_rate_table()
+    changes = rate_changes(table)
+    priced_with, monthly = -1, None  # how many rate changes were in force when `monthly` was priced
+    for on in days:
+        in_force = bisect_right(changes, on)
+        if monthly is None or in_force != priced_with:
+            monthly, priced_with = calculate(terms, on, table), in_force
+        yield monthly
+
+
 def past_contributions(
     terms: ContributionTerms, coverage_start: date, today: date, rates: RateTable | None = None
 ) -> list[ContributionPeriod]:
@@ -168,16 +183,13 @@ def past_contributions(
     period. Only months in which some rate changed are priced again: a migration reaching back ten years costs
     a dozen calculations, not 120.
     """
-    table = rates if rates is not None else load_rate_table()
-    changes = rate_changes(table)
-    periods: list[ContributionPeriod] = []
+    months: list[date] = []
     month, current = _first_of_month(coverage_start), _first_of_month(today)
-    priced_with, monthly = -1, None  # how many rate changes were in force when `monthly` was priced
     while month < current:
-        on = max(month, coverage_start)
-        in_force = sum(1 for change in changes if change <= on)
-        if monthly is None or in_force != priced_with:
-            monthly, priced_with = calculate(terms, on, table), in_force
+        months.append(month)
+        month = _next_month(month)
+    periods: list[ContributionPeriod] = []
+    for month, monthly in zip(months, priced(terms, [max(m, coverage_start) for m in months], rates), strict=True):
         label = f"{month.year:04d}-{month.month:02d}"
         last = periods[-1] if periods else None
         if last is not None and (last.monthly.by_program, last.monthly.by_payer) == (
@@ -187,7 +199,6 @@ def past_contributions(
             periods[-1] = last.model_copy(update={"last_month": label, "months": last.months + 1})
         else:
             periods.append(ContributionPeriod(first_month=label, last_month=label, months=1, monthly=monthly))
-        month = _next_month(month)
     return periods
 
 
