@@ -102,9 +102,11 @@ def _final(records: list[Any], each: int) -> bool:
 
 
 async def _settled(database: Any) -> dict[str, Any]:
-    """The ledger once the last batch's entries are settled (settling follows the outcomes' publication)."""
+    """The ledger once the last batch's entries are settled (settling follows the outcomes' publication). Read
+    from its newest version, the truth: the `budgets` summary is written at settle only and may lag behind a
+    later batch's entries (services/registration/budgets.py)."""
     for _ in range(60):
-        ledger = await database["budgets"].find_one({"_id": BUDGET})
+        ledger = await database["budget_versions"].find_one({"budget": BUDGET}, sort=[("sequence", -1)])
         if ledger is not None and json.loads(ledger["pending"]) == {}:
             return dict(ledger)
         await asyncio.sleep(0.5)
