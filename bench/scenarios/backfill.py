@@ -97,6 +97,17 @@ def method_notes(n: int) -> list[str]:
     ]
 
 
+# The target: a 1,000,000-request backfill through registration and reporting in under 300 s. Judged
+# only at that size (`make bench-backfill`); a smaller backfill's wall time says nothing about it.
+TARGET_REQUESTS, TARGET_WALL_SECONDS = 1_000_000, 300
+
+
+def wall_target(h: Harness, n: int, wall: Figure) -> tuple[str, bool | None]:
+    if n < TARGET_REQUESTS:
+        return f"< {TARGET_WALL_SECONDS} s at {TARGET_REQUESTS:,}: `make bench-backfill`", None
+    return f"< {TARGET_WALL_SECONDS} s wall", h.judge(wall.median < TARGET_WALL_SECONDS)
+
+
 async def run(h: Harness) -> Section:
     n = h.scale.backfill
     requests = await prefill(h, n, "backfill_requests")
@@ -123,8 +134,7 @@ async def run(h: Harness) -> Section:
             alone,
             "registration alone (registration rows)" if alone else "registration alone: not run",
             ratios(end_to_end, alone) if alone is not None and comparable else None,
-            "–",
-            None,
+            *wall_target(h, n, wall),
         ),
         *memory_rows(
             h,

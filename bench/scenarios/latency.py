@@ -218,6 +218,44 @@ def method_notes(h: Harness) -> list[str]:
     ]
 
 
+# The issue's targets per offered rate: p99 to the outcome event, p99 to the regency/city aggregate (ms), and
+# the share of the offered rate answered (at 200/s the share is not a target: it is far below the throughput).
+TARGETS: dict[int, tuple[float, float, float | None]] = {200: (500, 2000, None), 1000: (500, 3000, 0.99)}
+
+
+def latency_rows(  # noqa: PLR0913 - one rate's figures
+    h: Harness,
+    rate: int,
+    *,
+    to_outcome: Percentiles,
+    to_aggregate: Percentiles,
+    alone: Percentiles,
+    answered: Figure,
+) -> list[Row]:
+    """One offered rate's headlines, judged against the issue's targets for that rate (none for other rates)."""
+    p99_outcome, p99_aggregate, baseline = to_outcome.figures["p99"], to_aggregate.figures["p99"], alone.figures["p99"]
+    outcome_ms, aggregate_ms, share = TARGETS.get(rate, (None, None, None))
+    rows = [
+        Row("latency", f"p99 partner publish → outcome event at {rate:,} requests/s", p99_outcome,
+            baseline, "Kafka alone, same rate", ratios(p99_outcome, baseline),
+            f"< {outcome_ms:,.0f} ms" if outcome_ms else "–",
+            h.judge(p99_outcome.median < outcome_ms) if outcome_ms else None),
+        Row("latency", f"p99 partner publish → updated regency/city aggregate at {rate:,} requests/s",
+            p99_aggregate, baseline, "Kafka alone, same rate", ratios(p99_aggregate, baseline),
+            f"< {aggregate_ms / 1000:g} s" if aggregate_ms else "–",
+            h.judge(p99_aggregate.median < aggregate_ms) if aggregate_ms else None),
+    ]  # fmt: skip
+    if share is not None:
+        offered = Figure("req/s", [float(rate)] * len(answered.values))
+        answered_share = ratios(answered, offered, "")
+        rows.append(
+            Row("latency", f"outcomes answered per second while {rate:,} requests/s are offered (ratio: share)",
+                answered, offered, "offered", answered_share, f"≥ {share:g}",
+                h.judge(answered_share.median >= share))
+        )  # fmt: skip
+    return rows
+
+
 async def run(h: Harness) -> Section:
     rates = h.scale.latency_rates
     requests = {
@@ -246,17 +284,14 @@ async def run(h: Harness) -> Section:
             answered_rate[rate].add(len(answered) / span if span > 0 else math.nan)
     section = Section("latency")
     for rate in rates:
-        p99_outcome, p99_aggregate = to_outcome[rate].figures["p99"], to_aggregate[rate].figures["p99"]
-        baseline = alone[rate].figures["p99"]
-        judged = rate == min(rates)
-        section.rows += [
-            Row("latency", f"p99 partner publish → outcome event at {rate:,} requests/s", p99_outcome,
-                baseline, "Kafka alone, same rate", ratios(p99_outcome, baseline),
-                "< 500 ms" if judged else "–",
-                h.judge(p99_outcome.median < 500) if judged else None),
-            Row("latency", f"p99 partner publish → updated regency/city aggregate at {rate:,} requests/s",
-                p99_aggregate, baseline, "Kafka alone, same rate", ratios(p99_aggregate, baseline), "–", None),
-        ]  # fmt: skip
+        section.rows += latency_rows(
+            h,
+            rate,
+            to_outcome=to_outcome[rate],
+            to_aggregate=to_aggregate[rate],
+            alone=alone[rate],
+            answered=answered_rate[rate],
+        )
     rows = []
     for rate in rates:
         rows += [

@@ -287,11 +287,12 @@ async def run(h: Harness) -> Section:
         raw_hooks.add(webhook_rate)
         raw_mails.add(email_rate)
     isolation = ratios(others_slow, others_fast)
+    versus_hooks, versus_mails = ratios(hooks, raw_hooks), ratios(mails, raw_mails)
     section.rows = [
         Row("notification", "webhook deliveries/s (sent, recorded, reported)", hooks, raw_hooks,
-            "plain httpx client, same concurrency", ratios(hooks, raw_hooks), "–", None),
+            "plain httpx client, same concurrency", versus_hooks, "≥ 0.5x", h.judge(versus_hooks.median >= 0.5)),
         Row("notification", "e-mail deliveries/s (sent, recorded, reported)", mails, raw_mails,
-            "plain aiosmtplib client, same concurrency", ratios(mails, raw_mails), "–", None),
+            "plain aiosmtplib client, same concurrency", versus_mails, "≥ 0.5x", h.judge(versus_mails.median >= 0.5)),
         Row("notification", f"other partners' webhooks/s while one endpoint takes {h.scale.slow_seconds:g} s",
             others_slow, others_fast, "same, every endpoint fast", isolation, "≥ 0.9",
             h.judge(isolation.median >= 0.9)),

@@ -343,8 +343,8 @@ async def run(h: Harness) -> Section:
             peer,
             "Quix Streams, the same per-region counts",
             versus,
-            "≥ 1x",
-            h.judge(versus.median >= 1),
+            "≥ 1.5x",
+            h.judge(versus.median >= 1.5),
         ),
         Row(
             "reporting",
