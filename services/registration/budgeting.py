@@ -185,10 +185,11 @@ class Budgeting:
     async def _current(self, keys: Iterable[str], entered: Entries) -> dict[str, Ledger]:
         """The ledgers as this batch last wrote them, read from the store where it has not written them yet."""
         wanted = list(keys)
-        loaded = await self.store.load([key for key in wanted if key not in entered.ledgers])
+        missing = [key for key in wanted if key not in entered.ledgers]
+        loaded = await self.store.load(missing) if missing else {}
         return {key: entered.ledgers[key] if key in entered.ledgers else loaded[key] for key in wanted}
 
-    async def settle(self, kept: Iterable[Decision], entered: Entries, ctx: Context) -> list[Keyed]:
+    async def settle(self, kept: Sequence[Decision], entered: Entries, ctx: Context) -> list[Keyed]:
         """Count every request of the batch for good as the decision the log kept; the touched budgets'
         positions to publish."""
         work = _settlements(kept, entered.budgets)
@@ -216,6 +217,8 @@ class Budgeting:
                 entered.ledgers.pop(key, None)
         if todo:
             raise RuntimeError(f"budgets {sorted(todo)}: ledgers kept changing under {SWAP_ATTEMPTS} attempts; retried")
+        # After the ledgers: a budget is drawn on once its allocation is settled (a replay declares it again).
+        await self.store.declare(d.outcome_key for d in kept if isinstance(d.outcome, AllocationRecordedEvent))
         return [self.position(settled[key], ctx) for key in work]
 
     async def _opened(self, ledgers: Mapping[str, Ledger], ctx: Context) -> dict[str, Ledger]:

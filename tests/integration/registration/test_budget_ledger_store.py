@@ -59,3 +59,25 @@ async def test_concurrent_swaps_on_one_ledger_lose_no_change(
         await clients[0].drop_database(database)
         for client in clients:
             await client.close()
+
+
+async def test_budgets_declared_before_the_declarations_list_are_found_at_start(
+    mongodb_url: str, unique: str, service_env: dict[str, str]
+) -> None:
+    """A database written before `budget_declarations` existed holds its declarations only in the summaries'
+    `declared` flag: starting the store copies them, once, however many instances start."""
+    database = f"registration_{unique}"
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb_url)
+    store = MongoBudgets(client, database, Sealer(service_env["LINDUNGI_SEAL_KEY"]))
+    try:
+        await client[database]["budgets"].insert_many(
+            [{"_id": KEY, "declared": True}, {"_id": "32.73|2026|APBD", "declared": False}]
+        )
+        assert await store.declared() == frozenset()
+        await asyncio.gather(store.create_indexes(), store.create_indexes())
+        assert await store.declared() == {KEY}
+        await store.declare(["32.73|2026|APBD", KEY])
+        assert await store.declared() == {KEY, "32.73|2026|APBD"}
+    finally:
+        await client.drop_database(database)
+        await client.close()
