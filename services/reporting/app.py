@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import CollectorRegistry
 from pymongo import AsyncMongoClient
 
-from services.reporting.budgets import BudgetHandler, BudgetLedger
+from services.reporting.budgets import BudgetHandler, BudgetLedger, BudgetReaders
 from services.reporting.dashboard import Dashboard
 from services.reporting.domain.budgets import CoverageCost
 from services.reporting.domain.coverage import CoveragePolicy, parse_targets
@@ -68,12 +68,14 @@ class Running:
         return Figures(model, self.coverage.policy, utc_now(), suppress_below, budgets)
 
 
-async def start(
+async def start(  # noqa: PLR0913 - what the lifespan hands over, the budget readers keyword-only
     settings: ReportingSettings,
     broker: KafkaBroker,
     mongo: AsyncMongoClient[dict[str, Any]],
     positions: KafkaPositions,
     metrics: Metrics,
+    *,
+    readers: BudgetReaders,
 ) -> Running:
     """The store ready, the topics there, the official figures loaded; then what folds and publishes outcomes."""
     store = MongoReportingStore(mongo, settings.mongodb_database)
@@ -100,7 +102,7 @@ async def start(
         overlay_limit=settings.overlay_limit,
     )
     cost = CoverageCost(settings.vulnerable_share, settings.vulnerable_package_monthly)
-    budgets = BudgetLedger(store, cost, metrics)
+    budgets = BudgetLedger(store, cost, metrics, readers=readers)
     await budgets.refresh()  # every budget stored so far, before the first figures are served
     send = snapshot_sender(broker, settings.region_aggregates_topic)
     publisher = SnapshotPublisher(projection, coverage, send, suppress_below=settings.suppress_below, budgets=budgets)
@@ -113,9 +115,9 @@ def subscribe(
     metrics: Metrics,
     reporting: Callable[[], Reporting | None],
     budgets: Callable[[], BudgetLedger | None],
-) -> KafkaPositions:
+) -> tuple[KafkaPositions, BudgetReaders]:
     """The outcome and budget subscribers (and what reporting publishes, for the AsyncAPI document); returns
-    the outcome subscriber's positions.
+    the outcome subscriber's positions and who reads the budget topic.
 
     `commit=False`: offsets are committed after each write of the state, and a failed batch is read again from
     the stored cursors, not from Kafka's committed offsets (service.py).
@@ -142,10 +144,12 @@ def subscribe(
     )
     # A group of its own: a rebalance of one stream does not pause the other. Committed after each batch: a
     # position is kept only if newer than the kept one, so a batch read twice changes nothing (budgets.py).
-    batch_subscriber(
+    readers = BudgetReaders(settings.budget_topic, lambda: budget_subscriber.consumer)
+    budget_subscriber = batch_subscriber(
         broker,
         Batches.of(settings, settings.budget_topic, group_id=f"{settings.group_id}-budgets"),
         BudgetHandler(settings.max_message_bytes, budgets, broker, dead_letters).handle,
+        listener=readers,
         failures=metrics.failures,
         title="budget positions",
         description="Each APBD/APBDes budget's allocation, reservation and holds: kept per budget, shown with "
@@ -153,7 +157,7 @@ def subscribe(
     )
     broker.publisher(settings.region_aggregates_topic, title="region aggregates", schema=RegionAggregateUpdated)
     broker.publisher(settings.dead_letters_topic, title="dead letters", schema=DeadLetterRecorded)
-    return KafkaPositions(topic, lambda: subscriber.consumer)
+    return KafkaPositions(topic, lambda: subscriber.consumer), readers
 
 
 def create_app(settings: ReportingSettings | None = None) -> AsgiFastStream:
@@ -169,7 +173,7 @@ def create_app(settings: ReportingSettings | None = None) -> AsgiFastStream:
     )
     metrics = Metrics.register(registry)
     running: Running | None = None
-    positions = subscribe(
+    positions, readers = subscribe(
         broker,
         settings,
         metrics,
@@ -182,7 +186,7 @@ def create_app(settings: ReportingSettings | None = None) -> AsgiFastStream:
         nonlocal running
         mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_url, tz_aware=True)
         try:
-            running = await start(settings, broker, mongo, positions, metrics)
+            running = await start(settings, broker, mongo, positions, metrics, readers=readers)
             yield
         finally:
             await mongo.close()

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
+from aiokafka import ConsumerRebalanceListener
 from pydantic import ValidationError
 
 from services.reporting.domain.budgets import BudgetBook, BudgetRecord, CoverageCost
@@ -23,7 +24,7 @@ from shared.messaging import describe, publish_all
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
-    from aiokafka import ConsumerRecord
+    from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
     from faststream.kafka import KafkaBroker
 
     from services.reporting.service import Metrics
@@ -51,6 +52,9 @@ class BudgetLedger:
     cost: CoverageCost
     metrics: Metrics
     book: BudgetBook = field(default_factory=BudgetBook)
+    # Who reads the budget topic (None: nobody tells, so another instance may store positions at any time).
+    readers: BudgetReaders | None = None
+    _refreshed: int | None = None  # the readers' generation the last full read began in
 
     async def record(self, positions: Iterable[BudgetPosition]) -> None:
         """Keep each position newer than the kept one; stored first, so what is shown is what is stored."""
@@ -67,16 +71,47 @@ class BudgetLedger:
                 await self._read([record.key])
 
     async def refresh(self) -> None:
-        """Read back the budgets whose stored sequence is ahead of memory (another instance consumed them)."""
+        """Read back the budgets whose stored sequence is ahead of memory (another instance consumed them).
+        Nothing to read while this instance is the budget topic's only reader and has read the store since it
+        became so: the read is a scan of every budget on FerretDB, and it came before every round of snapshots
+        (150 ms of each at 200 requests/s)."""
+        readers = self.readers
+        generation = readers.generation if readers is not None else 0
+        if readers is not None and readers.sole_reader and self._refreshed == generation:
+            return
         stored = await self.store.budget_sequences()
         kept = self.book.sequences()
         await self._read(key for key, sequence in stored.items() if sequence > kept.get(key, 0))
+        self._refreshed = generation  # a rebalance during the read moved the generation on: read again next round
 
     async def _read(self, keys: Iterable[str]) -> None:
         wanted = list(keys)
         if wanted:
             for record in await self.store.load_budgets(wanted):
                 self.book.keep(record)
+
+
+class BudgetReaders(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka's base is untyped
+    """The budget consumer's assignments as the ledger needs them: whether this instance reads every
+    partition of the topic, and a generation that moves on each rebalance (after one, the store is read once
+    more: another instance may have stored positions while it held some of the partitions)."""
+
+    def __init__(self, topic: str, consumer: Callable[[], AIOKafkaConsumer | None]) -> None:
+        self.topic = topic
+        self.consumer = consumer
+        self.sole_reader = False
+        self.generation = 0
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:  # noqa: ARG002 - aiokafka's
+        self.sole_reader = False
+        self.generation += 1
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        consumer = self.consumer()
+        every = set(consumer.partitions_for_topic(self.topic) or ()) if consumer is not None else set()
+        mine = {tp.partition for tp in assigned if tp.topic == self.topic}
+        self.generation += 1
+        self.sole_reader = bool(every) and mine == every
 
 
 def read_budget_event(record: ConsumerRecord[Any, Any], max_bytes: int) -> BudgetEvent | Unreadable:

@@ -6,12 +6,17 @@ tests/integration/reporting/test_reporting_budget.py."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from aiokafka import TopicPartition
+from prometheus_client import CollectorRegistry
+
+from services.reporting.budgets import BudgetLedger, BudgetReaders
 from services.reporting.dashboard import Dashboard
 from services.reporting.domain.budgets import (
     BudgetBook,
@@ -30,6 +35,7 @@ from services.reporting.domain.coverage import CoveragePolicy, Target
 from services.reporting.domain.figures import Budgets, Figures
 from services.reporting.domain.read_model import ReadModel
 from services.reporting.http import RegionsApi
+from services.reporting.service import Metrics
 from shared import events as ev
 from shared.regions import load_regions
 from tests.unit.reporting.test_dashboard_pages import call
@@ -292,3 +298,54 @@ def test_the_region_page_has_a_budget_panel_only_where_the_region_has_a_budget()
     assert "2.3 months" in page  # runway
     assert "/budgets.csv?region=32.71" in page
     assert 'id="budgets"' not in call(dashboard, "/dashboard/32.73?lang=en")[2].decode()
+
+
+class CountingBudgetStore:
+    """Only what `BudgetLedger.refresh` asks of a store: every stored sequence (the scans counted)."""
+
+    def __init__(self) -> None:
+        self.scans = 0
+
+    async def save_budget(self, _record: BudgetRecord) -> bool:
+        return True
+
+    async def budget_sequences(self) -> dict[str, int]:
+        self.scans += 1
+        return {}
+
+    async def load_budgets(self, _keys: Any = None) -> list[BudgetRecord]:
+        return []
+
+
+class TwoPartitions:
+    def partitions_for_topic(self, _topic: str) -> set[int]:
+        return {0, 1}
+
+
+def test_the_stored_budgets_are_read_again_only_while_another_instance_may_have_stored_some() -> None:
+    """The read is a scan of every budget: an instance reading the whole budget topic reads the store once
+    after each rebalance, not before every round of snapshots."""
+    store = CountingBudgetStore()
+    readers = BudgetReaders("budget", TwoPartitions)
+    ledger = BudgetLedger(store, COST, Metrics.register(CollectorRegistry()), readers=readers)
+    both = {TopicPartition("budget", 0), TopicPartition("budget", 1)}
+
+    async def rounds(n: int) -> int:
+        before = store.scans
+        for _ in range(n):
+            await ledger.refresh()
+        return store.scans - before
+
+    async def scenario() -> list[int]:
+        seen = [await rounds(3)]  # not assigned yet: every round reads
+        await readers.on_partitions_assigned({TopicPartition("budget", 0)})
+        seen.append(await rounds(3))  # half the topic: another instance stores the rest
+        await readers.on_partitions_revoked({TopicPartition("budget", 0)})
+        await readers.on_partitions_assigned(both)
+        seen.append(await rounds(3))  # the whole topic: one read after the rebalance, then none
+        await readers.on_partitions_revoked(both)
+        await readers.on_partitions_assigned(both)
+        seen.append(await rounds(3))  # lost and got back: what another stored meanwhile is read once
+        return seen
+
+    assert asyncio.run(scenario()) == [3, 3, 1, 1]
