@@ -57,15 +57,22 @@ class BudgetLedger:
     _refreshed: int | None = None  # the readers' generation the last full read began in
 
     async def record(self, positions: Iterable[BudgetPosition]) -> None:
-        """Keep each position newer than the kept one; stored first, so what is shown is what is stored."""
+        """Keep each position newer than the kept one; stored first, so what is shown is what is stored.
+
+        A batch's positions of one budget are folded in memory and only the last record is stored: the same
+        record as storing each in turn, one write instead of several (registration sends a position per
+        budget per batch of its own, and one write per position kept reporting's store busy)."""
+        newest: dict[str, BudgetRecord] = {}
         for position in positions:  # in the partition's order: a budget's positions follow one another
-            record = self.book.apply(position)
+            record = self.book.apply(position, after=newest.get(position.key))
             if record is None:
                 self.metrics.budget_positions_stale.inc()
                 continue
+            newest[position.key] = record
+            self.metrics.budget_positions.inc()
+        for record in newest.values():
             if await self.store.save_budget(record):
                 self.book.keep(record)
-                self.metrics.budget_positions.inc()
             else:  # another instance stored a newer one meanwhile (a rebalance): take that one
                 self.metrics.budget_positions_stale.inc()
                 await self._read([record.key])

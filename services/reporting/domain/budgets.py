@@ -194,10 +194,10 @@ class BudgetBook:
     dirty: set[str] = field(default_factory=set)  # region codes
     _by_region: dict[str, dict[str, BudgetRecord]] = field(default_factory=dict)
 
-    def apply(self, position: BudgetPosition) -> BudgetRecord | None:
-        """The new record when the position is newer than the one kept (not yet stored: the caller stores it
-        and then `keep`s it), else None."""
-        return accept(self.records.get(position.key), position)
+    def apply(self, position: BudgetPosition, after: BudgetRecord | None = None) -> BudgetRecord | None:
+        """The new record when the position is newer than the one kept, or than `after` (a newer record not
+        kept yet: not yet stored, the caller stores it and then `keep`s it); else None."""
+        return accept(after or self.records.get(position.key), position)
 
     def keep(self, record: BudgetRecord) -> bool:
         """Take a stored record unless a newer one is kept already (another instance's, read back)."""

@@ -301,12 +301,14 @@ def test_the_region_page_has_a_budget_panel_only_where_the_region_has_a_budget()
 
 
 class CountingBudgetStore:
-    """Only what `BudgetLedger.refresh` asks of a store: every stored sequence (the scans counted)."""
+    """What `BudgetLedger` asks of a store: saves (kept), every stored sequence (the scans counted)."""
 
     def __init__(self) -> None:
         self.scans = 0
+        self.saved: list[BudgetRecord] = []
 
-    async def save_budget(self, _record: BudgetRecord) -> bool:
+    async def save_budget(self, record: BudgetRecord) -> bool:
+        self.saved.append(record)
         return True
 
     async def budget_sequences(self) -> dict[str, int]:
@@ -349,3 +351,23 @@ def test_the_stored_budgets_are_read_again_only_while_another_instance_may_have_
         return seen
 
     assert asyncio.run(scenario()) == [3, 3, 1, 1]
+
+
+def test_a_batch_stores_one_record_per_budget_the_same_as_storing_each_position_in_turn() -> None:
+    """Registration sends a position per budget per batch of its own: a batch of reporting's holds several of
+    one budget, and only the last record is written, with the samples of every position before it."""
+    hours = [position(n, reserved=n * 1_000, at=JAN_1 + timedelta(hours=n * 7)) for n in range(1, 9)]
+    other = position(1, region="32.73", reserved=5)
+    batch = [*hours[:5], other, hours[2], *hours[5:]]  # an old one redelivered among them
+    store = CountingBudgetStore()
+    ledger = BudgetLedger(store, COST, Metrics.register(CollectorRegistry()))
+    asyncio.run(ledger.record(batch))
+
+    one_by_one = BudgetBook()
+    for each in [*hours, other]:
+        record = one_by_one.apply(each)
+        if record is not None:
+            one_by_one.keep(record)
+    assert [r.key for r in store.saved] == [hours[0].key, other.key]
+    assert ledger.book.records == one_by_one.records
+    assert len(ledger.book.records[hours[0].key].samples) > 1
