@@ -185,8 +185,7 @@ class Budgeting:
     async def _current(self, keys: Iterable[str], entered: Entries) -> dict[str, Ledger]:
         """The ledgers as this batch last wrote them, read from the store where it has not written them yet."""
         wanted = list(keys)
-        missing = [key for key in wanted if key not in entered.ledgers]
-        loaded = await self.store.load(missing) if missing else {}
+        loaded = await self.store.load([key for key in wanted if key not in entered.ledgers])
         return {key: entered.ledgers[key] if key in entered.ledgers else loaded[key] for key in wanted}
 
     async def settle(self, kept: Sequence[Decision], entered: Entries, ctx: Context) -> list[Keyed]:

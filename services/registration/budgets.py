@@ -149,6 +149,8 @@ async def newest_ledgers(db: AsyncDatabase[Document], keys: Iterable[str] | None
     """The ledgers of these budgets (all when None) as their newest versions hold them: the summaries, then
     one look for the version after each (usually none). One never written yet is empty (sequence 0)."""
     wanted = None if keys is None else list(dict.fromkeys(keys))
+    if wanted == []:
+        return {}  # nothing to read: no round trip
     query: Document = {} if wanted is None else {"_id": {"$in": wanted}}
     ledgers = {doc["_id"]: ledger_from_document(doc) async for doc in db["budgets"].find(query)}
     if wanted is not None:
