@@ -33,7 +33,6 @@ if TYPE_CHECKING:
     from services.reporting.domain.counters import Counters
     from services.reporting.domain.partitions import (
         ChunkWrite,
-        Durable,
         PartitionChange,
         PartitionState,
         PartitionStore,
@@ -211,20 +210,23 @@ class Projection:
         return written
 
     async def compact(self) -> int:
-        """Rewrite chunks from the cursors written last, the partitions whose cursor carries too many leaves
-        first, then the chunks that take the most leaves off a cursor, until `compaction_seconds` are spent.
-        Returns how many chunks were written. What the figures show does not change: only where it is kept.
+        """Rewrite the chunks whose leaves the cursors carry, those of partitions whose cursor carries too many
+        leaves first, then the chunks that take the most leaves off a cursor, until `compaction_seconds` are
+        spent. Returns how many chunks were written. What the figures show does not change: only where it is kept.
         """
         async with self._writing:
             started = self.clock()
             done, failure = 0, None
-            for forced, partition, write, durable in await self._compactions_due():
+            for forced, partition, chunk in await self._compactions_due():
                 if not forced and self.clock() - started >= self.compaction_seconds:
                     break
-                if partition not in self.owned:
-                    continue  # let go meanwhile
+                async with self.lock:  # the chunk as the state holds it now, taken whole in one moment
+                    checkpoint = self.checkpoints.get(partition)
+                    if partition not in self.owned or checkpoint is None:
+                        continue  # let go meanwhile
+                    write = checkpoint.compaction(self.partitions[partition], chunk)
                 try:
-                    error = await self._compact(partition, write, durable)
+                    error = await self._compact(partition, write)
                 except asyncio.CancelledError:
                     if (left := self.checkpoints.get(partition)) is not None:
                         left.compaction_failed(write)  # it may have landed
@@ -234,18 +236,19 @@ class Projection:
                 raise failure
             return done
 
-    async def _compactions_due(self) -> list[tuple[bool, int, ChunkWrite, Durable]]:
-        """(forced, partition, write, the cursor it is taken from), in the order `compact` writes them."""
-        due: list[tuple[bool, int, ChunkWrite, Durable]] = []
+    async def _compactions_due(self) -> list[tuple[bool, int, str]]:
+        """(forced, partition, chunk), in the order `compact` writes them."""
+        due: list[tuple[bool, int, int, str]] = []
         async with self.lock:
             for partition in sorted(self.owned):
                 checkpoint = self.checkpoints[partition]
-                if checkpoint.durable is not None:
-                    forced = len(checkpoint.overlay) > self.overlay_limit
-                    due += [(forced, partition, write, checkpoint.durable) for write in checkpoint.compactions()]
-        return sorted(due, key=lambda item: (not item[0], -len(item[2].leaves), item[1], item[2].chunk))
+                forced = len(checkpoint.overlay) > self.overlay_limit
+                for chunk, leaves in checkpoint.carried().items():
+                    due.append((forced, partition, leaves, chunk))
+        due.sort(key=lambda item: (not item[0], -item[2], item[1], item[3]))
+        return [(forced, partition, chunk) for forced, partition, _, chunk in due]
 
-    async def _compact(self, partition: int, write: ChunkWrite, durable: Durable) -> Exception | None:
+    async def _compact(self, partition: int, write: ChunkWrite) -> Exception | None:
         try:
             await self.store.compact(self.topic, partition, write)
         except ConcurrentWriteError:
@@ -255,10 +258,12 @@ class Projection:
             return None
         except Exception as error:  # noqa: BLE001 - the cursor keeps carrying the leaves; raised by `compact`
             async with self.lock:
-                self.checkpoints[partition].compaction_failed(write)
+                if (checkpoint := self.checkpoints.get(partition)) is not None:
+                    checkpoint.compaction_failed(write)
             return error
         async with self.lock:
-            self.checkpoints[partition].compacted(write, durable)
+            if (checkpoint := self.checkpoints.get(partition)) is not None:
+                checkpoint.compacted(write)
         return None
 
     async def refresh(self) -> None:

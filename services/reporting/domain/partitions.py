@@ -9,12 +9,13 @@ Words used here (and in counters.py):
 Writing is in two steps, so that what a batch changed is durable after ONE document write per partition:
 - every commit interval the cursor is written (compare-and-set on its offset) with the overlay; from then on
   the batches up to its offset are durable, their offsets may be committed and their figures shown;
-- *compaction*, afterwards and within a time budget, rewrites a chunk with the overlay's values of its leaves as
-  of a durable cursor (`applied_offset` = that cursor's offset, compare-and-set on the one read), and only then
-  drops those leaves from the overlay, unless a later batch changed them again.
-A leaf's value is the overlay's when the cursor carries it, else its chunk's. The chunks are never ahead of the
-cursor (a chunk written by an older version before its cursor may be: a record at offset `o` changes chunk `c`
-only if `o >= c.applied_offset`, so such a chunk skips what it holds already).
+- *compaction*, afterwards and within a time budget, rewrites a whole chunk as the state holds it then
+  (`applied_offset` = the partition's next offset at that moment, compare-and-set on the one read), and drops
+  from the overlay the chunk's leaves not changed since.
+A leaf's value is the overlay's when the cursor carries it and its chunk is not ahead of the cursor, else its
+chunk's. A chunk may be ahead of the cursor (compacted after it, or written by an older version before it): it
+holds every leaf of its province as of its `applied_offset`, so a record at offset `o` changes chunk `c` only if
+`o >= c.applied_offset`, and the cursor's older values of its leaves do not apply.
 
 Why: FerretDB commits each updated document in a SQLite transaction of its own (a sync of the write-ahead log),
 and a batch touches a chunk in most provinces; rewriting all of them before the cursor took seconds per round,
@@ -132,6 +133,8 @@ class PartitionState:
         self.stored_chunks = {key: chunk.applied_offset for key, chunk in chunks.items()}
         for leaf, counters in overlay.items():
             chunk = self.chunks.setdefault(chunk_of(leaf), Chunk(0))
+            if chunk.applied_offset > self.next_offset:
+                continue  # compacted after this cursor was written: it holds the leaf as of a later offset
             if counters:
                 chunk.leaves[leaf] = counters
             else:
@@ -233,13 +236,14 @@ def _difference(after: Mapping[str, int], before: Mapping[str, int]) -> Counters
 
 @dataclass(frozen=True)
 class ChunkWrite:
-    """A compaction: a chunk's leaves set to the overlay's values as of a durable cursor."""
+    """A compaction: a whole chunk as the state held it at one offset (`as_of`)."""
 
     chunk: str
     stored: bool  # whether a document for this chunk is known to exist
     accepted: tuple[int, ...]  # applied_offset values the stored document may have for this write to apply
     applied_offset: int
-    leaves: dict[str, Counters]  # the whole counters of each leaf written; empty = the leaf is gone
+    as_of: int  # the partition's next offset when the leaves were taken
+    leaves: dict[str, Counters]  # every leaf of the chunk, whole counters (not copied: the fold replaces them)
 
 
 @dataclass(frozen=True)
@@ -277,14 +281,6 @@ class Pending:
         return merged
 
 
-@dataclass(frozen=True)
-class Durable:
-    """A cursor that has landed: the offset and the overlay compaction rewrites chunks from."""
-
-    next_offset: int
-    overlay: dict[str, Counters]
-
-
 @dataclass
 class Checkpoint:
     """What the store holds of one partition, as far as its writer knows, and so what its next writes carry.
@@ -299,7 +295,6 @@ class Checkpoint:
     overlay: dict[str, int]  # leaf -> next offset of the batch that last changed it
     attempted: list[int] = field(default_factory=list)  # cursor offsets of writes that may have landed
     chunk_attempts: dict[str, list[int]] = field(default_factory=dict)
-    durable: Durable | None = None  # the last cursor written by this writer
 
     @classmethod
     def of(cls, state: PartitionState) -> Checkpoint:
@@ -327,39 +322,37 @@ class Checkpoint:
 
     def written(self, change: PartitionChange) -> None:
         self.cursor, self.attempted = change.next_offset, []
-        self.durable = Durable(change.next_offset, change.overlay)
 
     def write_failed(self, change: PartitionChange) -> None:
         self.attempted.append(change.next_offset)
 
-    def compactions(self) -> list[ChunkWrite]:
-        """The chunks to rewrite from the last cursor written: each with the leaves not changed since (those are
-        the ones the overlay can then drop). The applied offset never goes back (a chunk an older version wrote
-        ahead of its cursor keeps skipping what it holds)."""
-        durable = self.durable
-        if durable is None:
-            return []
-        by_chunk: dict[str, dict[str, Counters]] = {}
-        for leaf, counters in durable.overlay.items():
-            if self.overlay.get(leaf, durable.next_offset + 1) <= durable.next_offset:
-                by_chunk.setdefault(chunk_of(leaf), {})[leaf] = counters
-        return [
-            ChunkWrite(
-                chunk=key,
-                stored=key in self.chunks,
-                accepted=(*([self.chunks[key]] if key in self.chunks else []), *self.chunk_attempts.get(key, ())),
-                applied_offset=max(durable.next_offset, self.chunks.get(key, 0)),
-                leaves=leaves,
-            )
-            for key, leaves in sorted(by_chunk.items())
-        ]
+    def carried(self) -> dict[str, int]:
+        """The chunks whose leaves the cursor carries, with how many: what compaction would take off it."""
+        by_chunk: dict[str, int] = {}
+        for leaf in self.overlay:
+            key = chunk_of(leaf)
+            by_chunk[key] = by_chunk.get(key, 0) + 1
+        return by_chunk
 
-    def compacted(self, write: ChunkWrite, durable: Durable) -> None:
-        """The chunk holds these leaves now: the next cursor need not carry those not changed since."""
+    def compaction(self, state: PartitionState, chunk: str) -> ChunkWrite:
+        """The chunk whole, as the state holds it now (take it with the state's lock held: one moment). The
+        applied offset never goes back: a chunk written ahead of the cursor keeps skipping what it holds."""
+        held = state.chunks.get(chunk)
+        return ChunkWrite(
+            chunk=chunk,
+            stored=chunk in self.chunks,
+            accepted=(*([self.chunks[chunk]] if chunk in self.chunks else []), *self.chunk_attempts.get(chunk, ())),
+            applied_offset=max(state.next_offset, self.chunks.get(chunk, 0)),
+            as_of=state.next_offset,
+            leaves=dict(held.leaves) if held is not None else {},
+        )
+
+    def compacted(self, write: ChunkWrite) -> None:
+        """The chunk holds its leaves as of `as_of` now: the next cursor need not carry those not changed since."""
         self.chunks[write.chunk] = write.applied_offset
         self.chunk_attempts.pop(write.chunk, None)
-        for leaf in write.leaves:
-            if self.overlay.get(leaf, durable.next_offset + 1) <= durable.next_offset:
+        for leaf in [leaf for leaf in self.overlay if chunk_of(leaf) == write.chunk]:
+            if self.overlay[leaf] <= write.as_of:
                 del self.overlay[leaf]
 
     def compaction_failed(self, write: ChunkWrite) -> None:

@@ -78,14 +78,7 @@ class MemoryStore:
             raise ConcurrentWriteError(f"{key}: at {stored.applied_offset}, not {write.accepted}")
         if stored is None and write.stored:
             raise ConcurrentWriteError(f"{key}: gone")
-        chunk = stored or Chunk(write.applied_offset)
-        chunk.applied_offset = write.applied_offset
-        for leaf, counters in write.leaves.items():
-            if counters:
-                chunk.leaves[leaf] = dict(counters)
-            else:
-                chunk.leaves.pop(leaf, None)
-        self.chunk_docs[key] = chunk
+        self.chunk_docs[key] = Chunk(write.applied_offset, copy.deepcopy(write.leaves))
         if crash:
             raise Crash
 

@@ -15,7 +15,14 @@ from services.reporting.domain.coverage import CoveragePolicy, Target, TargetsFi
 from services.reporting.domain.figures import Figures, suppress
 from services.reporting.domain.read_model import ReadModel
 from services.reporting.http import to_csv
-from services.reporting.store import decode_counter, decode_leaf, encode_counter, encode_leaf
+from services.reporting.store import (
+    decode_counter,
+    decode_leaf,
+    encode_counter,
+    encode_leaf,
+    pack_leaves,
+    unpack_leaves,
+)
 from shared.events import RegionAggregate
 from shared.regions import load_regions
 
@@ -153,6 +160,16 @@ def test_region_codes_are_stored_without_dots() -> None:
     assert encode_leaf("32.71.01") == "32_71_01"
     assert decode_leaf("32_71_01") == "32.71.01"
     assert decode_leaf(encode_leaf("ID")) == "ID"
+
+
+@given(names=st.lists(st.text(min_size=1, max_size=20), max_size=5), value=st.integers(-(2**40), 2**40))
+def test_leaves_are_stored_packed_and_an_older_versions_nested_leaves_are_still_read(
+    names: list[str], value: int
+) -> None:
+    leaves = {"32.71.01": dict.fromkeys(names, value), "ID": {"active": 1}}
+    assert unpack_leaves(pack_leaves(leaves)) == leaves
+    nested = {encode_leaf(leaf): {encode_counter(n): v for n, v in c.items()} for leaf, c in leaves.items()}
+    assert unpack_leaves(nested) == leaves
 
 
 @given(

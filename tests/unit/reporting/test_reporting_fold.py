@@ -275,6 +275,57 @@ def test_batches_folded_while_the_state_is_being_written_are_written_next_time(
 
 
 @FAST
+@given(seed=st.integers(0, 10_000), steps=st.integers(20, 200), crashes=CRASHES, compaction=COMPACTIONS)
+def test_a_crash_after_a_chunk_was_compacted_ahead_of_its_cursor_counts_every_event_once(
+    seed: int, steps: int, crashes: list[tuple[int, bool]], compaction: tuple[float, int]
+) -> None:
+    """Batches folded while chunks are rewritten put those chunks ahead of the stored cursor; a crash before the
+    next cursor, then a restart from it, must neither lose what the chunks hold nor count it twice."""
+    sim = Simulation(seed).run(steps)
+    rng = random.Random(seed)
+    logs = partitioned(sim.events, 2)
+
+    async def scenario() -> dict[str, dict[str, Any]]:
+        store = MemoryStore()
+        projection = await started(store, 2, compaction=compaction)
+        plan = list(crashes)
+        pending = {p: batches(log, rng) for p, log in logs.items()}
+        crashed = asyncio.Event()
+
+        async def consumer() -> None:
+            while any(pending.values()) and not crashed.is_set():
+                partition = rng.choice([p for p, b in pending.items() if b])
+                await projection.apply({partition: pending[partition].pop(0)})
+                await asyncio.sleep(0)
+
+        async def writer() -> None:
+            while any(pending.values()) and not crashed.is_set():
+                if plan and rng.random() < 0.3:
+                    store.crash_after_writes, store.crash_after_landing = plan.pop()
+                try:
+                    await written(projection)
+                except Crash:
+                    crashed.set()
+                await asyncio.sleep(0)
+
+        while True:
+            crashed.clear()
+            await asyncio.gather(consumer(), writer())
+            if not crashed.is_set():
+                break
+            # The process died: a new one loads what is stored and reads from each stored cursor.
+            projection = await started(store, 2, compaction=compaction)
+            pending = {p: batches([r for r in log if r[0] >= stored_offset(store, p)], rng) for p, log in logs.items()}
+        store.crash_after_writes = None
+        await written(projection)
+        restarted = await started(store, 2, compaction=compaction)
+        assert figures_by_region(restarted, sim.now) == figures_by_region(projection, sim.now)
+        return figures_by_region(projection, sim.now)
+
+    assert compare(asyncio.run(scenario()), reference(sim.events, business_date(sim.now))) == []
+
+
+@FAST
 @given(seed=st.integers(0, 10_000), steps=st.integers(20, 200), yields=st.integers(0, 12))
 def test_a_write_cancelled_at_shutdown_is_written_by_the_final_revoke(seed: int, steps: int, yields: int) -> None:
     """SIGTERM cancels the periodic write somewhere inside it (after some chunks, or none, landed); the
