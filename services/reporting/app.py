@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry
 from pymongo import AsyncMongoClient
 
@@ -70,7 +71,7 @@ class Running:
 
 async def start(  # noqa: PLR0913 - what the lifespan hands over, the budget readers keyword-only
     settings: ReportingSettings,
-    broker: KafkaBroker,
+    snapshots: AIOKafkaProducer,
     mongo: AsyncMongoClient[dict[str, Any]],
     positions: KafkaPositions,
     metrics: Metrics,
@@ -104,7 +105,7 @@ async def start(  # noqa: PLR0913 - what the lifespan hands over, the budget rea
     cost = CoverageCost(settings.vulnerable_share, settings.vulnerable_package_monthly)
     budgets = BudgetLedger(store, cost, metrics, readers=readers)
     await budgets.refresh()  # every budget stored so far, before the first figures are served
-    send = snapshot_sender(broker, settings.region_aggregates_topic)
+    send = snapshot_sender(snapshots, settings.region_aggregates_topic)
     publisher = SnapshotPublisher(projection, coverage, send, suppress_below=settings.suppress_below, budgets=budgets)
     return Running(mongo, Reporting(projection, positions, metrics), coverage, publisher, budgets)
 
@@ -185,10 +186,19 @@ def create_app(settings: ReportingSettings | None = None) -> AsgiFastStream:
     async def lifespan() -> AsyncIterator[None]:
         nonlocal running
         mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_url, tz_aware=True)
+        snapshots = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            client_id="lindungi-reporting-snapshots",
+            enable_idempotence=True,
+            linger_ms=5,
+            **settings.kafka_client_options(),
+        )
         try:
-            running = await start(settings, broker, mongo, positions, metrics, readers=readers)
+            await snapshots.start()
+            running = await start(settings, snapshots, mongo, positions, metrics, readers=readers)
             yield
         finally:
+            await snapshots.stop()
             await mongo.close()
 
     api = RegionsApi(lambda: running.figures(settings.suppress_below) if running else None)

@@ -6,7 +6,7 @@ Built from the read model and the coverage policy at one instant. Pure: no I/O.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from services.reporting.domain.budgets import budget_figures
 from services.reporting.domain.counters import (
@@ -81,6 +81,13 @@ _CONTRIBUTIONS: tuple[tuple[str, str, tuple[tuple[str, str, str], ...]], ...] = 
     )
     for source in FundingSource
 )
+
+
+class Fingerprint(NamedTuple):
+    """A region's rank, and everything else its figures depend on (`Figures.fingerprint`)."""
+
+    rank: tuple[int, int] | None
+    figures: tuple[Any, ...]
 
 
 # --- Rankings (the barometer) -------------------------------------------------------------------------------
@@ -214,17 +221,33 @@ class Figures:
     def with_budgets(self) -> set[str]:
         return self.budgets.book.regions() if self.budgets is not None else set()
 
-    def fingerprint(self, code: str) -> tuple[Any, ...]:
+    def fingerprint(self, code: str) -> Fingerprint:
         """What a region's published figures depend on besides `as_of` and the offsets: equal fingerprints
         mean equal figures, so an unchanged region is recognised without building its aggregate."""
         counters, coverage, rank = self._inputs(code)
-        return (
-            business_date(self.as_of),
-            coverage,
+        return Fingerprint(
             (rank.rank_in_province, rank.rank_national) if rank else None,
-            tuple(sorted(counters.items())),
-            # A budget's figures change with its position (sequence) and the WIB date (above) only.
-            tuple((r.key, r.position.sequence) for r in self.budgets.book.of_region(code)) if self.budgets else (),
+            (
+                business_date(self.as_of),
+                coverage,
+                tuple(sorted(counters.items())),
+                # A budget's figures change with its position (sequence) and the WIB date (above) only.
+                tuple((r.key, r.position.sequence) for r in self.budgets.book.of_region(code)) if self.budgets else (),
+            ),
+        )
+
+    def reranked(self, previous: RegionAggregate) -> RegionAggregate:
+        """A region's aggregate when only its rank moved since `previous` (equal `Fingerprint.figures`): the
+        same figures, this instant's ranks and offsets. One regency's coverage moving re-ranks every regency
+        between its old and new place, so most regencies a round publishes changed their rank only."""
+        rank = self.ranks.get(previous.region_code)
+        return previous.model_copy(
+            update={
+                "as_of": self.as_of,
+                "source_offsets": dict(self.model.offsets),
+                "rank_in_province": rank.rank_in_province if rank else None,
+                "rank_national": rank.rank_national if rank else None,
+            }
         )
 
     def _inputs(self, code: str) -> tuple[Counters, Coverage | None, Ranked | None]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given
@@ -214,3 +214,14 @@ def test_equal_fingerprints_mean_equal_figures() -> None:
     assert after.region("32.71").model_dump(exclude={"as_of"}) == figures
     model.add({"32.71.02": {ACTIVE: 1}})
     assert Figures(model, policy(), NOW).fingerprint("32.71") != fingerprint
+
+
+def test_a_region_whose_rank_alone_moved_is_republished_as_if_built_again() -> None:
+    model = model_with({"32.71.01": 3, "32.73.01": 1})
+    before = Figures(model, policy(), NOW)
+    model.add({"32.73.01": {ACTIVE: 50_000}})  # Kota Bandung overtakes Kota Bogor
+    after = Figures(model, policy(), NOW + timedelta(seconds=1))
+    was, now = before.fingerprint("32.71"), after.fingerprint("32.71")
+    assert was.figures == now.figures
+    assert was.rank != now.rank
+    assert after.reranked(before.region("32.71")) == after.region("32.71")
