@@ -13,20 +13,32 @@ import math
 import random
 import zlib
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.reporting.domain.counters import ACTIVE, business_date, expired_periods, flow_key, leaf_of, lineage
-from services.reporting.domain.coverage import CoveragePolicy
+from services.reporting.domain.counters import (
+    ACTIVE,
+    business_date,
+    expired_periods,
+    flow_key,
+    leaf_of,
+    level_of,
+    lineage,
+)
+from services.reporting.domain.coverage import CoveragePolicy, Target
 from services.reporting.domain.figures import Figures
 from services.reporting.domain.partitions import RecentEvents, event_digest
 from services.reporting.projection import Projection
+from services.reporting.publishing import CoverageTargets, SnapshotPublisher
 from shared import events as ev
 from shared.regions import load_regions
 from tests.unit.reporting.memory_store import Crash, MemoryStore
 from tests.unit.reporting.outcomes import Simulation, compare, figures_of, make_participant, reference
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 TOPIC = "outcomes"
 POLICY = CoveragePolicy(load_regions(), working_age_share=0.69, labour_force_participation=0.68)
@@ -582,3 +594,35 @@ def test_a_migration_is_active_but_counted_as_migrated_not_as_a_new_enrollment()
         assert counters.get(flow_key("migrations")) == 1
 
     asyncio.run(scenario())
+
+
+class NoTargets:
+    async def load_targets(self) -> dict[str, Target]:
+        return {}
+
+
+def test_a_round_publishes_the_coarser_regions_before_the_kecamatan_and_then_only_what_changed() -> None:
+    sim = Simulation(5).run(150)
+    sent: list[list[str]] = []
+
+    async def send(snapshots: Sequence[ev.RegionAggregate]) -> None:
+        sent.append([s.region_code for s in snapshots])
+
+    async def scenario() -> set[str]:
+        projection = await started(MemoryStore(), 2)
+        for partition, log in partitioned(sim.events, 2).items():
+            await projection.apply({partition: log})
+        await written(projection)
+        publisher = SnapshotPublisher(projection, CoverageTargets(POLICY, NoTargets()), send, clock=lambda: sim.now)
+        await publisher.flush()
+        await publisher.flush()  # nothing changed since
+        return projection.model.codes()
+
+    codes = asyncio.run(scenario())
+    coarse, kecamatan = sent[0], sent[1]
+    assert coarse
+    assert kecamatan
+    assert all(level_of(code) != "kecamatan" for code in coarse)
+    assert all(level_of(code) == "kecamatan" for code in kecamatan)
+    assert set(coarse) | set(kecamatan) == codes
+    assert sent[2:] == [[], []]
