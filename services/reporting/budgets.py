@@ -22,7 +22,7 @@ from shared.events import BudgetPositionChanged, budget_event_adapter
 from shared.messaging import describe, publish_all
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Container, Iterable, Sequence
 
     from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
     from faststream.kafka import KafkaBroker
@@ -36,7 +36,7 @@ log = structlog.get_logger("reporting")
 
 
 class BudgetStore(Protocol):
-    async def save_budget(self, record: BudgetRecord) -> bool: ...
+    async def save_budgets(self, records: Sequence[BudgetRecord], known: Container[str]) -> set[str]: ...
 
     async def budget_sequences(self) -> dict[str, int]: ...
 
@@ -61,7 +61,9 @@ class BudgetLedger:
 
         A batch's positions of one budget are folded in memory and only the last record is stored: the same
         record as storing each in turn, one write instead of several (registration sends a position per
-        budget per batch of its own, and one write per position kept reporting's store busy)."""
+        budget per batch of its own, and one write per position kept reporting's store busy). The batch's
+        records are stored together (`save_budgets`); those it cannot say were stored are read back, which
+        keeps whatever is stored: ours, or a newer one another instance stored meanwhile (a rebalance)."""
         newest: dict[str, BudgetRecord] = {}
         for position in positions:  # in the partition's order: a budget's positions follow one another
             record = self.book.apply(position, after=newest.get(position.key))
@@ -70,12 +72,26 @@ class BudgetLedger:
                 continue
             newest[position.key] = record
             self.metrics.budget_positions.inc()
-        for record in newest.values():
-            if await self.store.save_budget(record):
-                self.book.keep(record)
-            else:  # another instance stored a newer one meanwhile (a rebalance): take that one
-                self.metrics.budget_positions_stale.inc()
-                await self._read([record.key])
+        records = list(newest.values())
+        known: Container[str] = self.book.records
+        for _ in range(2):
+            unsure = await self.store.save_budgets(records, known)
+            for record in records:
+                if record.key not in unsure:
+                    self.book.keep(record)
+            if not unsure:
+                return
+            await self._read(unsure)
+            kept = self.book.sequences()
+            self.metrics.budget_positions_stale.inc(
+                sum(kept.get(r.key, 0) > r.position.sequence for r in records if r.key in unsure)
+            )
+            # Neither ours nor a newer one stored: the document is gone (deleted by hand); insert it again.
+            records = [r for r in records if r.key in unsure and kept.get(r.key, 0) < r.position.sequence]
+            if not records:
+                return
+            known = ()
+        raise RuntimeError(f"budget positions not stored: {sorted(r.key for r in records)}; the batch is read again")
 
     async def refresh(self) -> None:
         """Read back the budgets whose stored sequence is ahead of memory (another instance consumed them).

@@ -42,9 +42,10 @@ from services.reporting.domain.budgets import BudgetRecord, Sample
 from services.reporting.domain.coverage import Target
 from services.reporting.domain.partitions import Chunk, ConcurrentWriteError, PartitionState, RecentEvents
 from shared.events import BudgetPosition
+from shared.mongo import bulk_update, insert_new
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Container, Iterable, Mapping, Sequence
 
     from pymongo import AsyncMongoClient
     from pymongo.asynchronous.collection import AsyncCollection
@@ -256,29 +257,25 @@ class MongoReportingStore:
 
     # --- budgets --------------------------------------------------------------------------------------------
 
-    async def save_budget(self, record: BudgetRecord) -> bool:
-        """Store a budget's record unless a position as new or newer is stored (another instance's, or this
-        one's before a redelivery): compare-and-set on the sequence. Returns whether it was stored."""
-        position = record.position
-        fields = {
-            "region_code": position.region_code,
-            "fiscal_year": position.fiscal_year,
-            "funding_source": position.funding_source.value,
-            "sequence": position.sequence,
-            "position": position.model_dump(mode="json"),
-            "samples": [{"at": s.at, "reserved": s.reserved} for s in record.samples],
-            "updated_at": datetime.now(UTC),
-        }
-        result = await self.budget_docs.update_one(
-            {"_id": record.key, "sequence": {"$lt": position.sequence}}, {"$set": fields}
-        )
-        if result.matched_count == 1:
-            return True
-        try:
-            await self.budget_docs.insert_one({"_id": record.key, **fields})
-        except DuplicateKeyError:
-            return False  # stored already with this sequence or a later one
-        return True
+    async def save_budgets(self, records: Sequence[BudgetRecord], known: Container[str]) -> set[str]:
+        """Store each budget's record unless a position as new or newer is stored (another instance's, or this
+        one's before a redelivery): compare-and-set on the sequence. Budgets not `known` to be stored are
+        inserted together, the others updated in bulk, each update conditional on an older sequence.
+
+        Returns the keys whose record may not have been stored (a bulk write says how many matched, not
+        which): read them back. One write per record instead, at 200 requests/s, was 1,900 writes a minute
+        and the largest wait on reporting's database (bench/ latency profile)."""
+        fields = {record.key: _budget_fields(record) for record in records}
+        fresh = [record for record in records if record.key not in known]
+        there = await insert_new(self.budget_docs, [{"_id": record.key, **fields[record.key]} for record in fresh])
+        updates = [record for record in records if record.key in known] + [fresh[i] for i in sorted(there)]
+        writes = [
+            UpdateOne({"_id": r.key, "sequence": {"$lt": r.position.sequence}}, {"$set": fields[r.key]})
+            for r in updates
+        ]
+        if await bulk_update(self.budget_docs, writes) == len(writes):
+            return set()
+        return {record.key for record in updates}
 
     async def budget_sequences(self) -> dict[str, int]:
         return {doc["_id"]: int(doc["sequence"]) async for doc in self.budget_docs.find({}, {"sequence": 1})}
@@ -292,3 +289,16 @@ class MongoReportingStore:
             )
             async for doc in self.budget_docs.find(query)
         ]
+
+
+def _budget_fields(record: BudgetRecord) -> Document:
+    position = record.position
+    return {
+        "region_code": position.region_code,
+        "fiscal_year": position.fiscal_year,
+        "funding_source": position.funding_source.value,
+        "sequence": position.sequence,
+        "position": position.model_dump(mode="json"),
+        "samples": [{"at": s.at, "reserved": s.reserved} for s in record.samples],
+        "updated_at": datetime.now(UTC),
+    }

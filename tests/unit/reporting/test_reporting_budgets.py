@@ -10,6 +10,7 @@ import asyncio
 import csv
 import io
 import json
+from collections.abc import Container, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -307,9 +308,9 @@ class CountingBudgetStore:
         self.scans = 0
         self.saved: list[BudgetRecord] = []
 
-    async def save_budget(self, record: BudgetRecord) -> bool:
-        self.saved.append(record)
-        return True
+    async def save_budgets(self, records: Sequence[BudgetRecord], _known: Container[str]) -> set[str]:
+        self.saved.extend(records)
+        return set()
 
     async def budget_sequences(self) -> dict[str, int]:
         self.scans += 1
