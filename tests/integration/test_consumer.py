@@ -23,6 +23,7 @@ from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry, Counter
 from pymongo.errors import AutoReconnect
 
+from shared import consumer
 from shared.consumer import Batches, Records, batch_subscriber
 from shared.crypto import Sealer
 from shared.events import DeadLetterRecorded
@@ -230,3 +231,35 @@ async def test_infrastructure_trouble_is_waited_out_and_dead_letters_nothing(kaf
     assert set(handled) == {f"r{i}".encode() for i in range(COUNT)}
     with pytest.raises(TimeoutError):
         await consume_until(kafka_bootstrap, letters_topic, lambda r: len(r) >= 1, timeout=3)
+
+
+async def test_records_that_arrive_while_a_batch_is_handled_all_come_in_the_next_batch(
+    kafka_bootstrap: str, unique: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """aiokafka holds one fetch per partition until it is read: without the top-up, the records that arrived
+    while a batch was handled were split between the next batch (the first of them) and the one after it."""
+    monkeypatch.setattr(consumer, "TOP_UP_MS", 2000)  # the mechanism, not this machine's fetch time
+    topic, group = f"consumer.{unique}", f"consumer-{unique}"
+    await _topic_with_records(kafka_bootstrap, topic)
+    late = [f"late{i}".encode() for i in range(10)]
+    batches: list[list[bytes]] = []
+    done = asyncio.Event()
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    await producer.start()
+
+    async def handle(records: Sequence[Any]) -> None:
+        batches.append([r.value for r in records])
+        if len(batches) == 1:
+            for i, value in enumerate(late):  # they reach the broker one by one while this batch is handled
+                await producer.send_and_wait(topic, value, key=f"k{i % 5}".encode())
+                await asyncio.sleep(0.03)
+        if sum(map(len, batches)) >= COUNT + len(late):
+            done.set()
+
+    try:
+        await _run(kafka_bootstrap, topic, group, handle, done)
+    finally:
+        await producer.stop()
+    with_late = [batch for batch in batches if set(batch) & set(late)]
+    assert len(with_late) == 1, batches
+    assert set(late) <= set(with_late[0])
