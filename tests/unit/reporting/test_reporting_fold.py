@@ -619,10 +619,57 @@ def test_a_round_publishes_the_coarser_regions_before_the_kecamatan_and_then_onl
         return projection.model.codes()
 
     codes = asyncio.run(scenario())
-    coarse, kecamatan = sent[0], sent[1]
+    coarse, reranked, kecamatan = sent[0], sent[1], sent[2]
     assert coarse
+    assert reranked == []  # nothing was published before: every region's figures are new
     assert kecamatan
     assert all(level_of(code) != "kecamatan" for code in coarse)
     assert all(level_of(code) == "kecamatan" for code in kecamatan)
     assert set(coarse) | set(kecamatan) == codes
-    assert sent[2:] == [[], []]
+    assert sent[3:] == [[], [], []]
+
+
+def test_regions_whose_figures_changed_go_before_those_whose_rank_alone_moved() -> None:
+    sim = Simulation(5).run(150)
+    waves: list[list[ev.RegionAggregate]] = []
+
+    async def send(snapshots: Sequence[ev.RegionAggregate]) -> None:
+        waves.append(list(snapshots))
+
+    async def scenario() -> None:
+        projection = await started(MemoryStore(), 1)
+        await projection.apply({0: [(offset, event) for offset, (_, event) in enumerate(sim.events)]})
+        await written(projection)
+        publisher = SnapshotPublisher(projection, CoverageTargets(POLICY, NoTargets()), send, clock=lambda: sim.now)
+        await publisher.flush()
+        # Enough new workers in one city (Semarang) to lift it past others in the barometer.
+        base = {"partner_id": "p", "request_event_id": "q", "version": 1}
+        boost = [
+            _event(
+                ev.ParticipantRegistered,
+                ev.Registered(
+                    request_id=f"boost-{i}",
+                    participant=make_participant(f"boost-{i}", region="33.74", kecamatan="33.74.02"),
+                    **base,
+                ),
+                sim.now,
+            )
+            for i in range(400)
+        ]
+        await projection.apply({0: [(len(sim.events) + i, event) for i, event in enumerate(boost)]})
+        await written(projection)
+        await publisher.flush()
+
+    asyncio.run(scenario())
+    before = {s.region_code: s for wave in waves[:3] for s in wave}
+    changed, reranked, kecamatan = waves[3], waves[4], waves[5]
+    assert "33.74" in {s.region_code for s in changed}
+    assert [s.region_code for s in kecamatan] == ["33.74.02"]
+    assert reranked
+    assert not {s.region_code for s in reranked} & {s.region_code for s in changed}
+    for snapshot in reranked:
+        previous = before[snapshot.region_code]
+        assert snapshot.rank_national != previous.rank_national
+        assert snapshot.model_dump(exclude={"as_of", "source_offsets", "rank_national", "rank_in_province"}) == (
+            previous.model_dump(exclude={"as_of", "source_offsets", "rank_national", "rank_in_province"})
+        )
