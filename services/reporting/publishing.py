@@ -135,8 +135,8 @@ class SnapshotPublisher:
         ranks = {code: (r.rank_national, r.rank_in_province) for code, r in figures.ranks.items() if code in with_data}
         candidates |= {code for code, rank in ranks.items() if self._ranks.get(code) != rank}
         # The nation, provinces and regencies/cities first, then the kecamatan: the figures dashboards and the
-        # barometer watch go out before the most numerous ones are even built (two thirds of a round's snapshots
-        # are kecamatan), and the event loop gets to fold and write in between. Among the coarser regions, those
+        # barometer watch go out before the most numerous ones are even built (under a backlog two thirds of a
+        # round's snapshots are kecamatan), and the event loop gets to fold and write in between. Among the coarser regions, those
         # whose figures changed go before those whose rank alone moved: one regency's coverage moving re-ranks
         # every regency between its old and new place, so at 200 requests/s half of a round's snapshots are
         # rank-only (about 300 of 650), and the changed figures, what the round is for, waited behind them.
