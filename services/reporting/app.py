@@ -106,7 +106,14 @@ async def start(  # noqa: PLR0913 - what the lifespan hands over, the budget rea
     budgets = BudgetLedger(store, cost, metrics, readers=readers)
     await budgets.refresh()  # every budget stored so far, before the first figures are served
     send = snapshot_sender(snapshots, settings.region_aggregates_topic)
-    publisher = SnapshotPublisher(projection, coverage, send, suppress_below=settings.suppress_below, budgets=budgets)
+    publisher = SnapshotPublisher(
+        projection,
+        coverage,
+        send,
+        suppress_below=settings.suppress_below,
+        budgets=budgets,
+        rerank_every=settings.rerank_interval_seconds,
+    )
     return Running(mongo, Reporting(projection, positions, metrics), coverage, publisher, budgets)
 
 

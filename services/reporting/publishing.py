@@ -1,9 +1,10 @@
 """Publishing snapshots to the compacted region-aggregates topic: on change, coalesced.
 
-Every interval the publisher takes the regions whose counters or budgets changed since the last round (plus
-regencies/cities whose rank moved, and everything when the WIB date or the coverage targets changed), builds their
-snapshots and publishes those that differ from what it published last. A region changed by 10,000 events
-in one second is therefore published once. Snapshots are keyed by region code, so compaction keeps the latest.
+Every interval the publisher takes the regions whose counters or budgets changed since the last round (plus,
+every re-rank interval, regencies/cities whose rank alone moved, and everything when the WIB date or the
+coverage targets changed), builds their snapshots and publishes those that differ from what it published
+last. A region changed by 10,000 events in one second is therefore published once. Snapshots are keyed by
+region code, so compaction keeps the latest.
 A round builds and publishes the nation, provinces and regencies/cities first, then the kecamatan.
 
 A round starts when the writer has written the state (`wake`, every commit interval), but never sooner than an
@@ -89,6 +90,7 @@ class SnapshotPublisher:
         suppress_below: int = 0,
         clock: Callable[[], datetime] = utc_now,
         budgets: BudgetLedger | None = None,
+        rerank_every: float = 10.0,
     ) -> None:
         self.projection = projection
         self.budgets = budgets
@@ -96,11 +98,13 @@ class SnapshotPublisher:
         self.send = send
         self.suppress_below = suppress_below
         self.clock = clock
+        self.rerank_every = rerank_every
         self.published_count = 0
         self.last_reranked = 0  # of the last round's snapshots, those of a regency/city whose rank alone moved
         self._published: dict[str, Fingerprint] = {}  # region -> the fingerprint of what it last published
         self._ranked: dict[str, RegionAggregate] = {}  # regencies/cities: what each last published (`reranked`)
-        self._ranks: dict[str, tuple[int, int]] = {}
+        self._ranks: dict[str, tuple[int, int]] = {}  # regency/city -> the ranks it last published
+        self._reranked_at: datetime | None = None
         self._day: date | None = None
         self._policy: CoveragePolicy | None = None
         self._leading = False
@@ -130,18 +134,29 @@ class SnapshotPublisher:
         if not self._leading:
             self._published.clear()  # another instance may have published meanwhile
             self._ranked.clear()
-        if not self._leading or day != self._day or policy is not self._policy:
+        everything = not self._leading or day != self._day or policy is not self._policy
+        if everything:
             candidates |= with_data  # "today" moved on, or denominators changed: every figure may have
+        # Ranks alone are republished every `rerank_every` seconds, not every round: one regency's coverage
+        # moving re-ranks every regency between its old and new place, so at 200 requests/s half of a round's
+        # snapshots (about 300 of 650) were regencies/cities whose figures had not changed, and the rounds kept
+        # reporting's event loop busy for all but 3 s of a minute, while folding and writing waited. A region
+        # whose figures changed still goes out every round, with its rank of the moment.
+        rerank = (
+            everything or self._reranked_at is None or (now - self._reranked_at).total_seconds() >= self.rerank_every
+        )
         ranks = {code: (r.rank_national, r.rank_in_province) for code, r in figures.ranks.items() if code in with_data}
-        candidates |= {code for code, rank in ranks.items() if self._ranks.get(code) != rank}
+        if rerank:
+            candidates |= {code for code, rank in ranks.items() if self._ranks.get(code) != rank}
         # The nation, provinces and regencies/cities first, then the kecamatan: the figures dashboards and the
         # barometer watch go out before the most numerous ones are even built (under a backlog two thirds of a
-        # round's snapshots are kecamatan), and the event loop gets to fold and write in between. Among the coarser regions, those
-        # whose figures changed go before those whose rank alone moved: one regency's coverage moving re-ranks
-        # every regency between its old and new place, so at 200 requests/s half of a round's snapshots are
-        # rank-only (about 300 of 650), and the changed figures, what the round is for, waited behind them.
+        # round's snapshots are kecamatan), and the event loop gets to fold and write in between. Among the
+        # coarser regions, those whose figures changed go before those whose rank alone moved, so that a
+        # re-ranking round does not hold back the changed figures, what the round is for.
         coarse = sorted(code for code in candidates if level_of(code) != "kecamatan")
         changed, reranked = self._due(figures, coarse)
+        if not rerank:
+            reranked = []  # their published rank stays in `_ranks`, so the next re-ranking round takes them
         self.last_reranked = len(reranked)
         waves: list[Callable[[], list[tuple[RegionAggregate, Fingerprint]]]] = [
             lambda: [(figures.region(code), fingerprint) for code, fingerprint in changed],
@@ -162,7 +177,11 @@ class SnapshotPublisher:
             self._published.update((s.region_code, fingerprint) for s, fingerprint in built)
             self._ranked.update((s.region_code, s) for s, fingerprint in built if fingerprint.rank is not None)
             published += len(built)
-        self._ranks, self._day, self._policy, self._leading = ranks, day, policy, True
+        if rerank:
+            self._ranks, self._reranked_at = ranks, now  # every rank that moved went out (or was already out)
+        else:
+            self._ranks.update((code, ranks[code]) for code, _ in changed if code in ranks)
+        self._day, self._policy, self._leading = day, policy, True
         self.published_count += published
         return published
 

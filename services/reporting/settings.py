@@ -53,6 +53,12 @@ class ReportingSettings(ServiceSettings):
         gt=0,
         description="coalescing: each changed region is published at most once per interval",
     )
+    rerank_interval_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="a regency/city whose rank alone moved is republished at most this often (changed figures "
+        "go out every publish interval, with the rank of the moment)",
+    )
     targets_refresh_seconds: float = Field(
         default=30.0, gt=0, description="how often official figures loaded by an operator are picked up"
     )

@@ -640,23 +640,11 @@ def test_regions_whose_figures_changed_go_before_those_whose_rank_alone_moved() 
         projection = await started(MemoryStore(), 1)
         await projection.apply({0: [(offset, event) for offset, (_, event) in enumerate(sim.events)]})
         await written(projection)
-        publisher = SnapshotPublisher(projection, CoverageTargets(POLICY, NoTargets()), send, clock=lambda: sim.now)
+        publisher = SnapshotPublisher(
+            projection, CoverageTargets(POLICY, NoTargets()), send, clock=lambda: sim.now, rerank_every=0
+        )
         await publisher.flush()
-        # Enough new workers in one city (Semarang) to lift it past others in the barometer.
-        base = {"partner_id": "p", "request_event_id": "q", "version": 1}
-        boost = [
-            _event(
-                ev.ParticipantRegistered,
-                ev.Registered(
-                    request_id=f"boost-{i}",
-                    participant=make_participant(f"boost-{i}", region="33.74", kecamatan="33.74.02"),
-                    **base,
-                ),
-                sim.now,
-            )
-            for i in range(400)
-        ]
-        await projection.apply({0: [(len(sim.events) + i, event) for i, event in enumerate(boost)]})
+        await projection.apply({0: _boost(sim, len(sim.events), "33.74", "33.74.02", 400)})
         await written(projection)
         await publisher.flush()
 
@@ -673,3 +661,73 @@ def test_regions_whose_figures_changed_go_before_those_whose_rank_alone_moved() 
         assert snapshot.model_dump(exclude={"as_of", "source_offsets", "rank_national", "rank_in_province"}) == (
             previous.model_dump(exclude={"as_of", "source_offsets", "rank_national", "rank_in_province"})
         )
+
+
+def _boost(sim: Simulation, start: int, region: str, kecamatan: str, workers: int) -> list[tuple[int, Any]]:
+    """Enough new workers in one regency/city to lift it past others in the barometer, from offset `start`."""
+    base = {"partner_id": "p", "request_event_id": "q", "version": 1}
+    return [
+        (
+            offset,
+            _event(
+                ev.ParticipantRegistered,
+                ev.Registered(
+                    request_id=f"boost-{offset}",
+                    participant=make_participant(f"boost-{offset}", region=region, kecamatan=kecamatan),
+                    **base,
+                ),
+                sim.now,
+            ),
+        )
+        for offset in range(start, start + workers)
+    ]
+
+
+def test_a_rank_alone_goes_out_every_rerank_interval_and_every_regency_ends_with_its_current_rank() -> None:
+    sim = Simulation(5).run(150)
+    waves: list[list[ev.RegionAggregate]] = []
+    clock = {"now": sim.now}
+
+    async def send(snapshots: Sequence[ev.RegionAggregate]) -> None:
+        waves.append(list(snapshots))
+
+    async def scenario() -> None:
+        projection = await started(MemoryStore(), 1)
+        await projection.apply({0: [(offset, event) for offset, (_, event) in enumerate(sim.events)]})
+        await written(projection)
+        publisher = SnapshotPublisher(
+            projection, CoverageTargets(POLICY, NoTargets()), send, clock=lambda: clock["now"], rerank_every=10
+        )
+        await publisher.flush()
+        # Semarang climbs, then Surakarta: each goes out at once with its new figures and rank; the regencies
+        # they passed keep their published rank until the re-rank interval is over.
+        offset = len(sim.events)
+        for seconds, (region, kecamatan) in enumerate([("33.74", "33.74.02"), ("33.72", "33.72.01")], start=1):
+            await projection.apply({0: _boost(sim, offset, region, kecamatan, 400)})
+            offset += 400
+            await written(projection)
+            clock["now"] = sim.now + timedelta(seconds=seconds)
+            await publisher.flush()
+            changed, reranked = waves[-3], waves[-2]
+            assert region in {s.region_code for s in changed}
+            assert reranked == []
+        clock["now"] = sim.now + timedelta(seconds=11)
+        await publisher.flush()
+        changed, reranked = waves[-3], waves[-2]
+        assert changed == []
+        assert reranked
+        assert "33.72" not in {s.region_code for s in reranked}  # out already, with its rank of now
+        await publisher.flush()  # nothing moved since
+        assert waves[-3:] == [[], [], []]
+
+        latest = {s.region_code: s for wave in waves for s in wave}
+        figures = Figures(projection.model, POLICY, clock["now"])
+        for code, rank in figures.ranks.items():
+            if code in latest:
+                assert (latest[code].rank_national, latest[code].rank_in_province) == (
+                    rank.rank_national,
+                    rank.rank_in_province,
+                ), code
+
+    asyncio.run(scenario())
+
