@@ -8,9 +8,10 @@ region code, so compaction keeps the latest.
 A round builds and publishes the nation, provinces and regencies/cities first, then the kecamatan.
 
 A round starts when the writer has written the state (`wake`, every commit interval), but never sooner than an
-interval after the last round: the figures are published right after they became durable instead of waiting
-for a timer of their own (up to an interval more), and still at most once per interval. Without a wake (no
-writer, or a write that takes long) a round starts two intervals after the last.
+interval after the write that started the last round: the figures are published right after they became
+durable instead of waiting for a timer of their own (up to an interval more), and rounds follow the writes, at
+most one per interval. Without a wake (no writer, or a write that takes long) a round starts two intervals
+after the last.
 """
 
 from __future__ import annotations
@@ -109,9 +110,11 @@ class SnapshotPublisher:
         self._policy: CoveragePolicy | None = None
         self._leading = False
         self._written = asyncio.Event()
+        self._written_at = 0.0  # monotonic time of the last wake
 
     def wake(self) -> None:
         """The state was written: publish now, or as soon as the interval since the last round allows."""
+        self._written_at = time.monotonic()
         self._written.set()
 
     async def flush(self) -> int:
@@ -205,13 +208,20 @@ class SnapshotPublisher:
 
     async def run(self, interval: float, targets_every: float) -> None:
         """Until cancelled: refresh targets now and then, re-read other instances' partitions, publish."""
-        targets_read = last_round = time.monotonic()
+        targets_read = last_trigger = time.monotonic()
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._written.wait(), max(0.0, last_round + 2 * interval - time.monotonic()))
-            await asyncio.sleep(max(0.0, last_round + interval - time.monotonic()))  # coalescing
+                await asyncio.wait_for(self._written.wait(), max(0.0, last_trigger + 2 * interval - time.monotonic()))
+            trigger = self._written_at if self._written.is_set() else time.monotonic()
+            # Coalescing, counted from the write that started the last round, not from the round's start: the
+            # writes come every interval too, so counted from the round a round started a write's duration after
+            # its write stayed that late for good (each round one interval after the last), and every later
+            # write's figures waited out the rest of the interval before going out: 0.65 s of every round at
+            # 200 requests/s, the round starting 10 ms after the next write had started instead of as the last
+            # one ended. Counted from the write, a round follows its write unless the write before was slower.
+            await asyncio.sleep(max(0.0, last_trigger + interval - time.monotonic()))
             self._written.clear()
-            last_round = time.monotonic()
+            last_trigger, last_round = trigger, time.monotonic()
             try:
                 if last_round - targets_read >= targets_every:
                     await self.coverage.refresh()

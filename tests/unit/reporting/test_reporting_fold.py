@@ -731,3 +731,40 @@ def test_a_rank_alone_goes_out_every_rerank_interval_and_every_regency_ends_with
 
     asyncio.run(scenario())
 
+
+def test_each_round_follows_the_write_that_woke_it_before_the_next_write_starts() -> None:
+    """Writes every interval taking half of it: each round must publish its write's figures before the next
+    write starts. Counted from the last round's start instead, rounds locked onto the writer's timer and
+    started just after the next write had, so every write's figures waited out the rest of the interval."""
+    interval, write_seconds, writes = 0.3, 0.15, 8
+    timeline: list[str] = []
+
+    class Rounds(SnapshotPublisher):
+        async def flush(self) -> int:
+            timeline.append("round")
+            return 0
+
+    class Idle:
+        async def refresh(self) -> None:
+            return None
+
+    async def scenario() -> None:
+        publisher = Rounds(Idle(), Idle(), send=None)  # type: ignore[arg-type]
+        rounds = asyncio.create_task(publisher.run(interval, targets_every=3600))
+        start = asyncio.get_running_loop().time()
+        for write in range(writes):
+            await asyncio.sleep(max(0.0, start + write * interval - asyncio.get_running_loop().time()))
+            timeline.append("write")
+            await asyncio.sleep(write_seconds)
+            timeline.append("woken")
+            publisher.wake()
+        await asyncio.sleep(interval)
+        rounds.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await rounds
+
+    asyncio.run(scenario())
+    woken = [i for i, step in enumerate(timeline) if step == "woken"]
+    for position in woken[1:]:  # the first round may start on its own timer, before any write
+        following = timeline[position + 1 : position + 2]
+        assert following == ["round"], (position, timeline)
