@@ -239,6 +239,23 @@ def test_a_hold_opened_and_closed_leaves_no_hold() -> None:
     assert closed.holds == {}
 
 
+def test_a_settled_hold_decided_again_and_undone_stays_open_and_a_closed_one_stays_closed() -> None:
+    """An instance settles a batch of holds and is killed before committing its offsets: the next instance
+    decides the batch again, loses the request log to the first decisions, and its entries are undone."""
+    opens = Charge(BUDGET).with_hold("p:r", 500, opens=True)
+    settled = Ledger(BUDGET).enter("p:r", opens, "first").settle("p:r", "first", opens)
+    again = settled.enter("p:r", opens, "second")
+    assert again.holds == {token("p:r"): 500}
+    assert again.settle("p:r", "first", opens).holds == {token("p:r"): 500}
+    # The same for a verdict that closed the hold, redelivered after it was settled.
+    closes = Charge(BUDGET).with_hold("p:r", 500, opens=False)
+    closed = settled.enter("p:r#v", closes, "verdict").settle("p:r#v", "verdict", closes)
+    assert closed.holds == {}
+    assert closed.enter("p:r#v", closes, "again").settle("p:r#v", "verdict", closes).holds == {}
+    # An entry that did open the hold is still undone when its decision lost the log.
+    assert Ledger(BUDGET).enter("p:r", opens, "lost").settle("p:r", "kept", None).holds == {}
+
+
 def test_a_verdict_needs_the_budget_right_and_another_principal(ctx: Context) -> None:
     held_ = held(decide(_enroll("r1", 1), SENDER, None, ctx), _short(), BUDGET).outcome.data
     assert isinstance(held_, ev.Held)
