@@ -167,7 +167,6 @@ class Recorded:
     answers: list[Answer]
     known_partners: frozenset[str]
     entered: Entries = field(default_factory=Entries)  # what the budget step entered, to settle
-    applied: frozenset[str] = frozenset()  # keys whose decisions are on the participants already
 
 
 def schedule(
@@ -273,12 +272,9 @@ class Registration:
         )
         # Once the request log holds the decisions, the participant writes and the publishing replay it and
         # need not wait for each other: after a failure of either the batch is retried, the log answers it
-        # again and the same events (same ids) go out again. The offsets are committed after both. The first
-        # round is on the participants already (`_decide_and_log`).
-        unapplied = [d for d in decisions if d.key not in recorded.applied]
+        # again and the same events (same ids) go out again. The offsets are committed after both.
         async with asyncio.TaskGroup() as replay:
-            if unapplied:
-                replay.create_task(self.participations.apply(unapplied))
+            replay.create_task(self.participations.apply(decisions))
             replay.create_task(self.publish([*outcomes, *batch.dead_letters]))
             if budgeting is not None:
                 replay.create_task(budgeting.store.keep_held(decisions, _held_events(decisions, planned)))
@@ -330,15 +326,10 @@ class Registration:
         )
         answers: dict[str, Answer] = {}
         entered = Entries()
-        applied: set[str] = set()
         for index, pending in enumerate(planned.rounds):
             owners = {p.key: p.participant_id for p in pending}
             answered = planned.answered if index == 0 else []
-            taken = await self._take_round(
-                answered, pending, partners, current, ctx, entered=entered, apply_logged=index == 0
-            )
-            if index == 0:
-                applied.update(d.key for d in taken.decided if d.key not in taken.recorded)
+            taken = await self._take_round(answered, pending, partners, current, ctx, entered=entered)
             answers.update(taken.answers())
             current.update(taken.states(owners))
             replayed = {owners[key] for key in taken.recorded if key in owners}
@@ -346,7 +337,7 @@ class Registration:
                 # The store now holds what the recorded decisions did, or something newer; what this batch
                 # decided in earlier rounds is not applied yet, so the newer of the two versions stands.
                 current.update(newer(current, await self.participations.participations(replayed)))
-        return Recorded([answers[key] for key in planned.order], frozenset(partners), entered, frozenset(applied))
+        return Recorded([answers[key] for key in planned.order], frozenset(partners), entered)
 
     async def _take_round(  # noqa: PLR0913 - a round, the state it is decided on, and the budget entries
         self,
@@ -357,13 +348,10 @@ class Registration:
         ctx: Context,
         *,
         entered: Entries,
-        apply_logged: bool = False,
     ) -> Round:
         """Decide and log one round; entries the log held already are read back and replayed onto the
         participations before the next round is decided on them."""
-        decided, seen = await self._decide_and_log(
-            answered, pending, partners, current, ctx, entered=entered, apply_logged=apply_logged
-        )
+        decided, seen = await self._decide_and_log(answered, pending, partners, current, ctx, entered=entered)
         recorded = await self.request_log.recorded(seen) if seen else {}
         if len(recorded) != len(seen):
             raise RuntimeError("a request-log entry reported present cannot be read; the batch is retried")
@@ -382,7 +370,6 @@ class Registration:
         ctx: Context,
         *,
         entered: Entries,
-        apply_logged: bool = False,
     ) -> tuple[list[Decision], set[str]]:
         """Decide one round and write its request-log entries; returns the decisions in order (the answered
         ones first) and the keys recorded before. What the budget step enters goes into `entered`.
@@ -391,11 +378,6 @@ class Registration:
         store's work overlap instead of taking turns (a round holds each worker once, so no decision in it
         waits for another's write). Splitting one `insert_many` into several changes nothing else: the log's
         writes are unordered and first-writer-wins either way.
-
-        With `apply_logged` (the first round), a chunk's new decisions go onto the participants as soon as
-        its log write ends, while later chunks are still decided: applying replays the log, so it may start
-        once the log holds them. Only the first round: a worker's later rounds must reach the participants
-        after its earlier ones (a later state written first could lose the sealed NIK of the enrollment).
         """
         decided: list[Decision] = []
         async with asyncio.TaskGroup() as writes:
@@ -410,18 +392,9 @@ class Registration:
                     # Before the log: a decision is logged only as its budget lets it stand (domain.ledger).
                     chunk, _ = await self.budgeting.admit(chunk, ctx, entered)
                 decided.extend(chunk)
-                write = self._log_and_apply(chunk) if apply_logged else self.request_log.record(chunk)
-                logged.append(writes.create_task(write))
+                logged.append(writes.create_task(self.request_log.record(chunk)))
                 await asyncio.sleep(0)  # the write goes out before the next chunk is decided
         return decided, set[str]().union(*(task.result() for task in logged))
-
-    async def _log_and_apply(self, chunk: Sequence[Decision]) -> set[str]:
-        """Log a chunk, then put the decisions that stand onto the participants; the keys logged before."""
-        seen = await self.request_log.record(chunk)
-        standing = [d for d in chunk if d.key not in seen]
-        if standing:
-            await self.participations.apply(standing)
-        return seen
 
 
 def _decide(pending: Pending, partner: Partner | None, current: ParticipantRecord | None, ctx: Context) -> Decision:

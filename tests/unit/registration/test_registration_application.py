@@ -237,27 +237,6 @@ async def test_a_round_is_logged_chunk_by_chunk_with_the_schema_rejections_first
     assert len(outcomes) == count + 1
 
 
-async def test_the_first_round_reaches_the_participants_chunk_by_chunk_and_before_the_next_round(
-    bpu: Any, make_worker: Any, regions: Regions, ctx: Context
-) -> None:
-    store, published = MemoryStore(), Published()
-    enrollments = [enroll(bpu, make_worker, f"r{i}", i + 1) for i in range(LOG_CHUNK * 2 + 10)]
-    # The first worker's update is the second round: its state must follow the enrollment's onto the store.
-    await registration(store, published, regions).handle(batch([*enrollments, update("update", 1)]), ctx)
-
-    assert [c for c in store.calls if c[0] in {"record", "apply"}] == [
-        ("record", LOG_CHUNK),
-        ("apply", LOG_CHUNK),  # while the next chunk is decided and logged
-        ("record", LOG_CHUNK),
-        ("apply", LOG_CHUNK),
-        ("record", 10),
-        ("apply", 10),
-        ("record", 1),
-        ("apply", 1),  # the second round: after every chunk of the first
-    ]
-    assert len(published.outcomes()) == LOG_CHUNK * 2 + 11
-
-
 async def test_only_a_registered_partner_gets_a_copy_on_its_own_topic(
     bpu: Any, make_worker: Any, regions: Regions, ctx: Context
 ) -> None:
