@@ -217,7 +217,7 @@ async def benchmark(args: argparse.Namespace) -> None:
     profiled = profiled_services(args, scale)
     started_at, started = datetime.now(UTC), time.monotonic()
     infrastructure = stack.acquire()
-    kafka, store = Kafka(infrastructure.kafka), Store(infrastructure.mongodb, LEDGER)
+    kafka, store = Kafka(infrastructure.kafka), Store(infrastructure.mongodb, LEDGER, keep=args.keep)
     await kafka.start()
     h = Harness(
         infrastructure=infrastructure,

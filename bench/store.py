@@ -13,10 +13,11 @@ Document = dict[str, Any]
 
 
 class Store:
-    def __init__(self, url: str, ledger: Path) -> None:
+    def __init__(self, url: str, ledger: Path, *, keep: bool = False) -> None:
         self.client: AsyncMongoClient[Document] = AsyncMongoClient(url, tz_aware=True)
         self.created: list[str] = []
         self._ledger = ledger
+        self.keep = keep  # `--keep`: every database stays for reading after the run, the scenarios' own too
 
     async def close(self) -> None:
         await self.client.close()
@@ -52,7 +53,10 @@ class Store:
         return f"MongoDB {info.get('version', '?')}"
 
     async def drop(self, name: str) -> None:
-        await self.client.drop_database(name)
+        """Drop a database a scenario is done with (each run's, as soon as the next needs the disk), unless
+        the run keeps them: then it stays, listed in the ledger for `python -m bench --clean`."""
+        if not self.keep:
+            await self.client.drop_database(name)
 
     async def size(self, database: str, collections: list[str] | None = None) -> int:
         """Bytes of BSON the database's documents take: the checkpoint a service would restore from."""
