@@ -7,7 +7,11 @@ transactions). A conditional replace is not enough: FerretDB v1 reads the docume
 writes by `_id` in a separate step, so two replaces conditional on the same `sequence` both succeed and one
 change is lost (`tests/integration/registration/test_budget_ledger_store.py` counts them: of 480 swaps that
 all said they succeeded, an unpatched FerretDB kept 115). The `budgets` collection keeps a summary of each
-ledger's newest version for readers; it may lag, so a load follows the versions past it (`newest_ledgers`).
+ledger, a recent version to start a load from; it lags, so a load follows the versions past it
+(`newest_ledgers`). A summary is rewritten only every `SUMMARY_EVERY` versions (a replace cost ~0.75 ms on
+FerretDB, one per budget a batch touched), and an instance starts its loads from the newer of the summary and
+the newest version it has read or written itself: versions never change once inserted, so alone on a budget
+it follows none, and the summary bounds how far it follows when other instances wrote the budget meanwhile.
 `budget_declarations` holds the key of each budget with an allocation, the one list every batch reads.
 
 The maps inside a ledger (months, holds, pending entries, allocation versions) are JSON strings, as in the
@@ -33,7 +37,7 @@ from shared.events import BudgetKey, BudgetSource, Held, HoldDecidedEvent, HoldR
 from shared.mongo import bulk_update, insert_new
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Iterable, Mapping, Sequence
 
     from pymongo import AsyncMongoClient
     from pymongo.asynchronous.database import AsyncDatabase
@@ -42,6 +46,10 @@ if TYPE_CHECKING:
     from shared.crypto import Sealer
 
 Document = dict[str, Any]
+
+# A summary is rewritten once it is this many versions behind (a batch writes two versions of each budget it
+# touches). A load that starts from a summary follows at most this many more, all budgets in one read each.
+SUMMARY_EVERY = 16
 
 
 def _dumps(value: Any) -> str:
@@ -145,9 +153,12 @@ def version_id(key: str, sequence: int) -> str:
     return f"{key}#{sequence:012d}"
 
 
-async def newest_ledgers(db: AsyncDatabase[Document], keys: Iterable[str] | None = None) -> dict[str, Ledger]:
-    """The ledgers of these budgets (all when None) as their newest versions hold them: the summaries, then
-    one look for the version after each (usually none). One never written yet is empty (sequence 0)."""
+async def newest_ledgers(
+    db: AsyncDatabase[Document], keys: Iterable[str] | None = None, known: Mapping[str, Ledger] | None = None
+) -> dict[str, Ledger]:
+    """The ledgers of these budgets (all when None) as their newest versions hold them: the summaries, or a
+    version `known` already where it is newer, then the versions after each, one read per step for all of
+    them (usually one read finding none). One never written yet is empty (sequence 0)."""
     wanted = None if keys is None else list(dict.fromkeys(keys))
     if wanted == []:
         return {}  # nothing to read: no round trip
@@ -155,6 +166,9 @@ async def newest_ledgers(db: AsyncDatabase[Document], keys: Iterable[str] | None
     ledgers = {doc["_id"]: ledger_from_document(doc) async for doc in db["budgets"].find(query)}
     if wanted is not None:
         ledgers = {key: ledgers.get(key) or Ledger(budget_key(key)) for key in wanted}
+    for key, ledger in (known or {}).items():
+        if key in ledgers and ledger.sequence > ledgers[key].sequence:
+            ledgers[key] = ledger
     behind = dict(ledgers)
     while behind:
         ids = {version_id(key, ledger.sequence + 1): key for key, ledger in behind.items()}
@@ -199,6 +213,10 @@ class MongoBudgets:
         # The keys of the declared budgets, read by every batch: a filter on the summaries' `declared` flag is
         # a scan of every ledger on FerretDB (55 ms a batch at 12,000 participants, most of a small batch's time).
         self.declarations = self._db["budget_declarations"]
+        # The newest version of each ledger this instance has read or written: where its loads start. A budget
+        # per region, year and source: a few thousand ledgers at most, each without its settled entries.
+        self._newest: dict[str, Ledger] = {}
+        self._summarised: dict[str, int] = {}  # the version of each summary this instance last wrote
 
     async def create_indexes(self) -> None:
         await self.holds.create_index([("status", ASCENDING), ("region_code", ASCENDING)])
@@ -215,7 +233,9 @@ class MongoBudgets:
 
     async def load(self, keys: Iterable[str]) -> dict[str, Ledger]:
         """The ledgers of these budgets; one never written yet is empty (sequence 0)."""
-        return await newest_ledgers(self._db, keys)
+        ledgers = await newest_ledgers(self._db, keys, self._newest)
+        self._newest.update(ledgers)
+        return ledgers
 
     async def swap(self, before: Ledger, after: Ledger) -> bool:
         """Make `after` the next version if nobody changed the ledger since `before` was read; False if somebody
@@ -227,9 +247,9 @@ class MongoBudgets:
         budget per region and source, hundreds of them), then the summaries. Returns the budgets whose version
         was taken by another instance meanwhile; the others are changed.
 
-        Without `summarise` the summaries stay behind: the versions are the truth and loads follow them, one
-        read per version behind. The admit step swaps without them and settle, a moment later, writes them:
-        the summaries cost a bulk write per `BULK_SLICE` budgets, and were most of a batch's budget time."""
+        Without `summarise` no summary is written. With it, those `SUMMARY_EVERY` versions behind what this
+        instance last wrote are (the summaries cost a bulk write per `BULK_SLICE` budgets, and were most of a
+        batch's budget time). The admit step swaps without them and settle, a moment later, with them."""
         documents = []
         for before, after in changes:
             document = ledger_document(after)
@@ -239,11 +259,20 @@ class MongoBudgets:
             return set()
         versions = [{**d, "_id": version_id(d["_id"], d["sequence"]), "budget": d["_id"]} for d in documents]
         lost = {documents[index]["_id"] for index in await insert_new(self.versions, versions)}
+        for before, after in changes:
+            if after.budget.key not in lost:
+                self._newest[after.budget.key] = replace(after, sequence=before.sequence + 1)
         if summarise:
-            await self._summarise([d for d in documents if d["_id"] not in lost])
+            await self._summarise([d for d in documents if d["_id"] not in lost and self._summary_due(d)])
         return lost
 
+    def _summary_due(self, document: Document) -> bool:
+        last = self._summarised.get(document["_id"])
+        return last is None or document["sequence"] - last >= SUMMARY_EVERY
+
     async def _summarise(self, documents: list[Document]) -> None:
+        if not documents:
+            return
         # A summary's first write may be of any version (the admit step writes none): inserted if there is none.
         known = {documents[index]["_id"] for index in await insert_new(self.ledgers, documents)}
         inserted = {d["_id"] for d in documents} - known
@@ -254,6 +283,7 @@ class MongoBudgets:
             if d["_id"] not in inserted
         ]
         await bulk_update(self.ledgers, replaces)
+        self._summarised.update({d["_id"]: d["sequence"] for d in documents})
 
     async def carried(self, budget: BudgetKey) -> Charge:
         """What the participations active at the start of the budget's year, reserved in an earlier year on

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from pymongo import AsyncMongoClient
 
+from services.registration.budgets import newest_ledgers
 from services.registration.domain.budget import commitment
 from shared import events as ev
 from tests.budget_requests import FINANCE, PARTNERS, SENDER, START, TODAY, allocation, enrollment, verdict
@@ -160,6 +161,5 @@ async def test_an_allocation_is_filled_to_the_rupiah_then_held_approved_and_refu
     await _send(registration, [enrollment("e-1", 1)])
     answers = await _answers(registration, {"e-1": 2})
     assert answers["e-1"][1].id == answers["e-1"][0].id
-    ledger = await database["budgets"].find_one({"_id": f"32.71|{TODAY.year}|APBD"})
-    assert ledger is not None
-    assert (ledger["reserved"], json.loads(ledger["pending"])) == (3 * each, {})
+    ledger = (await newest_ledgers(database, [key := f"32.71|{TODAY.year}|APBD"]))[key]
+    assert (ledger.reserved, ledger.pending) == (3 * each, {})
