@@ -271,8 +271,6 @@ class MongoBudgets:
         return last is None or document["sequence"] - last >= SUMMARY_EVERY
 
     async def _summarise(self, documents: list[Document]) -> None:
-        if not documents:
-            return
         # A summary's first write may be of any version (the admit step writes none): inserted if there is none.
         known = {documents[index]["_id"] for index in await insert_new(self.ledgers, documents)}
         inserted = {d["_id"] for d in documents} - known
