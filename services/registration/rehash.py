@@ -46,6 +46,8 @@ from services.registration.settings import RegistrationSettings
 from services.registration.store import (
     Document,
     MongoRegistrationStore,
+    logged_history,
+    logged_participation,
     participant_document,
     participant_from_document,
 )
@@ -195,10 +197,10 @@ class Rehash:
     async def request_log(self) -> None:
         """Each log entry's participant state under the new id, and the history entry it wrote."""
         pending: list[tuple[Document, ParticipantRecord]] = []
-        async for document in self.store.requests.find({}, {"participant": 1, "history": 1}):
-            if document.get("participant") is None:
+        async for document in self.store.requests.find({}, {"outcome": 1, "participant": 1, "history": 1}):
+            record = logged_participation(document)
+            if record is None:
                 continue
-            record = ParticipantRecord.model_validate_json(document["participant"])
             target = self._target(record)
             if target is None:
                 self.progress.log_unreadable += 1
@@ -219,12 +221,15 @@ class Rehash:
         log_writes: list[UpdateOne] = []
         for document, target in entries:
             state = self._sealed_state(target).model_dump_json(exclude={"nik"})
-            history = document.get("history")
-            if history is not None:
-                entry = rekeyed_history(json.loads(history), target.participant_id, target.nik_hash)
+            logged = logged_history(document)
+            history = None
+            if logged is not None:
+                entry = rekeyed_history(logged, target.participant_id, target.nik_hash)
                 # Absent when the entry was logged but not applied: the replay that applies it writes this one.
                 history_writes.append(ReplaceOne({"_id": entry["_id"]}, entry))
-                history = json.dumps(entry)
+                # The log leaves out a snapshot that is the participation's (store._logged_history).
+                shared = "snapshot" not in json.loads(document["history"])
+                history = json.dumps({k: v for k, v in entry.items() if not (shared and k == "snapshot")})
             # The condition only keeps a second run from rewriting what a first one did.
             log_writes.append(
                 UpdateOne(
