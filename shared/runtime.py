@@ -8,6 +8,7 @@ operational face: `/health` (Kafka and MongoDB answer), `/ready` (started and no
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -120,7 +121,25 @@ def serve(app: AsgiFastStream, host: str, port: int) -> None:
     uvicorn.run(app, host=host, port=port, log_config=None, timeout_graceful_shutdown=30)
 
 
+# A service's garbage is almost all freed by reference counting the moment a batch is done with it: pydantic
+# models, dicts and lists make no cycles. CPython's default thresholds (700, 10, 10) nevertheless run a
+# collection every 700 allocations and a full one every few thousand requests, and a full one walks the whole
+# heap: in registration's domain (parse, decide, serialise a request) that was about a third of the CPU, 270
+# -> 190 us per request with the thresholds below. Cycles (asyncio's, an exception's traceback) are still
+# collected, only in larger rounds.
+GC_THRESHOLDS = (50_000, 20, 10)
+
+
+def tune_gc() -> None:
+    """Collect cycles in larger rounds, and never look again at what start-up built (modules, schemas,
+    reference data: it lives as long as the process)."""
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 def run_service(service: str, settings: S, create_app: Callable[[S], AsgiFastStream]) -> None:
     """`python -m services.<name>`: logging configured, then the app served until SIGTERM."""
     configure_logging(service, settings.log_level, settings.log_format)
-    serve(create_app(settings), settings.http_host, settings.http_port)
+    app = create_app(settings)
+    tune_gc()
+    serve(app, settings.http_host, settings.http_port)
