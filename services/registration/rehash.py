@@ -227,7 +227,7 @@ class Rehash:
                 entry = rekeyed_history(logged, target.participant_id, target.nik_hash)
                 # Absent when the entry was logged but not applied: the replay that applies it writes this one.
                 history_writes.append(ReplaceOne({"_id": entry["_id"]}, entry))
-                # The log leaves out a snapshot that is the participation's (store._logged_history).
+                # The log leaves out a snapshot that is the participation's (store.log_entry).
                 shared = "snapshot" not in json.loads(document["history"])
                 history = json.dumps({k: v for k, v in entry.items() if not (shared and k == "snapshot")})
             # The condition only keeps a second run from rewriting what a first one did.
