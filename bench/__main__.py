@@ -167,21 +167,27 @@ async def run_scenarios(h: Harness, names: list[str], profiled: list[str], *, ke
 
 async def clean_leftovers() -> None:
     infrastructure = stack.acquire()
-    kafka, store = Kafka(infrastructure.kafka), Store(infrastructure.mongodb, LEDGER)
-    await kafka.start()
+    # Released whatever happens after acquire, as in `benchmark`.
     try:
-        # Quix Streams names its repartition and changelog topics `<kind>__<consumer group>--...`.
-        doomed = [t for t in await kafka.topics() if t.startswith("bench_") or "__bench_" in t]
-        groups = [g for g in await kafka.groups() if g.startswith("bench_")]
-        await kafka.delete_groups(groups)
-        await kafka.delete_topics(doomed)
-        databases = store.forgotten()
-        for database in databases:
-            await store.drop(database)
-        print(f"deleted {len(doomed)} topics, {len(groups)} consumer groups and {len(databases)} databases", flush=True)
+        kafka, store = Kafka(infrastructure.kafka), Store(infrastructure.mongodb, LEDGER)
+        await kafka.start()
+        try:
+            # Quix Streams names its repartition and changelog topics `<kind>__<consumer group>--...`.
+            doomed = [t for t in await kafka.topics() if t.startswith("bench_") or "__bench_" in t]
+            groups = [g for g in await kafka.groups() if g.startswith("bench_")]
+            await kafka.delete_groups(groups)
+            await kafka.delete_topics(doomed)
+            databases = store.forgotten()
+            for database in databases:
+                await store.drop(database)
+            print(
+                f"deleted {len(doomed)} topics, {len(groups)} consumer groups and {len(databases)} databases",
+                flush=True,
+            )
+        finally:
+            await kafka.close()
+            await store.close()
     finally:
-        await kafka.close()
-        await store.close()
         stack.release(infrastructure)
 
 
@@ -218,7 +224,6 @@ async def benchmark(args: argparse.Namespace) -> None:
     started_at, started = datetime.now(UTC), time.monotonic()
     infrastructure = stack.acquire()
     kafka, store = Kafka(infrastructure.kafka), Store(infrastructure.mongodb, LEDGER, keep=args.keep)
-    await kafka.start()
     h = Harness(
         infrastructure=infrastructure,
         kafka=kafka,
@@ -233,7 +238,12 @@ async def benchmark(args: argparse.Namespace) -> None:
     h.workdir = h.workdir / h.tag
     h.workdir.mkdir(parents=True, exist_ok=True)
     print(f"bench {h.tag}: scale {scale.name}, {args.runs} run(s), logs in {h.workdir}", flush=True)
+    connected = False
     try:
+        # Inside the try: a SIGTERM during start-up lands on this first await, and the stack must still be
+        # released, or a cancelled run leaves the native stack it started running.
+        await kafka.start()
+        connected = True
         environment = {
             **stack.machine(),
             **stack.versions(),
@@ -243,12 +253,15 @@ async def benchmark(args: argparse.Namespace) -> None:
         }
         sections, profile = await run_scenarios(h, names, profiled, keep=args.keep)
     finally:
-        await clean_up(h, keep=args.keep)
-        await kafka.close()
-        await store.close()
-        stack.release(infrastructure)
-        if not args.keep:
-            shutil.rmtree(h.workdir, ignore_errors=True)
+        try:
+            if connected:  # nothing was created before, and the topics cannot be listed without a connection
+                await clean_up(h, keep=args.keep)
+            await kafka.close()
+            await store.close()
+        finally:
+            stack.release(infrastructure)
+            if not args.keep:
+                shutil.rmtree(h.workdir, ignore_errors=True)
     parts = render(
         sections=sections,
         scale=scale.name,

@@ -15,9 +15,15 @@ from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import GroupCoordinatorNotAvailableError, NonEmptyGroup, TopicAlreadyExistsError
+from aiokafka.errors import (
+    CoordinatorLoadInProgressError,
+    GroupCoordinatorNotAvailableError,
+    NonEmptyGroup,
+    TopicAlreadyExistsError,
+)
 from aiokafka.protocol.admin import DeleteGroupsRequest
 from confluent_kafka import Producer  # type: ignore[import-untyped]
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -93,7 +99,17 @@ class Kafka:
                 self._partitions.pop(name, None)
 
     async def groups(self) -> list[str]:
-        return [group for group, *_ in await self._admin.list_consumer_groups()]
+        # A broker just started answers "load in progress" until it has read its consumer offsets: with many
+        # groups left by an interrupted run (what `--clean` is for), for several seconds.
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type((CoordinatorLoadInProgressError, GroupCoordinatorNotAvailableError)),
+            stop=stop_after_delay(60),
+            wait=wait_exponential_jitter(initial=0.5, max=5),
+            reraise=True,
+        ):
+            with attempt:
+                return [group for group, *_ in await self._admin.list_consumer_groups()]
+        raise AssertionError("unreachable: tenacity reraises")
 
     async def delete_groups(self, names: Iterable[str], within: float = 30) -> None:
         """Remove this run's consumer groups. aiokafka's admin client has no call for it: the protocol's
