@@ -56,6 +56,9 @@ def flow_key(flow: Flow, period: str = "total") -> str:
     return f"flow/{flow}/{period}"
 
 
+_DAY_LENGTH, _MONTH_LENGTH = len("2026-03-05"), len("2026-03")  # what a flow name ends with: total, a day, a month
+
+
 def day_period(day: date) -> str:
     return f"day/{day.isoformat()}"
 
@@ -143,13 +146,13 @@ def add_into(target: Counters, delta: Mapping[str, int], sign: int = 1) -> None:
     """
     for key, value in delta.items():
         before = target.get(key)
-        total = (before or 0) + sign * value
-        if not total:
-            target.pop(key, None)
-        elif before is None:
-            target[sys.intern(key)] = total
-        else:
+        if before is None:
+            if value:
+                target[sys.intern(key)] = sign * value
+        elif total := before + sign * value:
             target[key] = total
+        else:
+            del target[key]
 
 
 def _moved(previous: Participant, current: Participant) -> dict[str, Counters]:
@@ -210,22 +213,20 @@ def expired_periods(counters: Mapping[str, int]) -> list[str]:
     midnight), and the latest month and the one before it. Older keys go, so the state does not grow with
     time. The rule depends only on which keys are present, so pruning once per batch equals pruning after
     each event.
+
+    It runs for every leaf a batch touched, and almost every leaf holds one day and one month: those return
+    after one pass over the names (the pass used to split each flow name and collect a list per flow, a ninth of
+    reporting's fold in the CPU benchmark).
     """
-    days: list[str] = []
-    months: list[str] = []
-    for key in counters:
-        if key.startswith("flow/"):
-            period = key.split("/", 2)[2]
-            if period.startswith("day/"):
-                days.append(period[4:])
-            elif period.startswith("month/"):
-                months.append(period[6:])
+    periods = {key.rpartition("/")[2] for key in counters if key.startswith("flow/")}
+    days = [period for period in periods if len(period) == _DAY_LENGTH]
+    months = [period for period in periods if len(period) == _MONTH_LENGTH]
     expired: list[str] = []
-    if days:
+    if len(days) > 1:
         keep_from = (date.fromisoformat(max(days)) - timedelta(days=1)).isoformat()
-        expired += [f"flow/{f}/day/{d}" for f in FLOWS for d in set(days) if d < keep_from]
-    if months:
+        expired += [flow_key(f, f"day/{d}") for f in FLOWS for d in days if d < keep_from]
+    if len(months) > 1:
         year, month = (int(part) for part in max(months).split("-"))
         keep_month = f"{year - 1:04d}-12" if month == 1 else f"{year:04d}-{month - 1:02d}"
-        expired += [f"flow/{f}/month/{m}" for f in FLOWS for m in set(months) if m < keep_month]
+        expired += [flow_key(f, f"month/{m}") for f in FLOWS for m in months if m < keep_month]
     return [key for key in expired if key in counters]

@@ -20,6 +20,8 @@ from hypothesis import strategies as st
 
 from services.reporting.domain.counters import (
     ACTIVE,
+    FLOWS,
+    Flow,
     business_date,
     expired_periods,
     flow_key,
@@ -540,6 +542,51 @@ def test_the_day_and_month_window_is_bounded_and_pruning_once_equals_pruning_eac
     assert len([k for k in once if "/month/" in k]) <= 2
     latest = max(days)
     assert once[key_day(latest)] == days.count(latest)
+
+
+def _expired_by_the_rule(counters: dict[str, int]) -> set[str]:
+    """The window's rule written out plainly: every flow's day older than the latest day less one, every
+    flow's month older than the latest month less one."""
+    periods = [key.split("/", 3) for key in counters if key.startswith("flow/") and key.count("/") == 3]
+    days = {date.fromisoformat(p[3]) for p in periods if p[2] == "day"}
+    months = {p[3] for p in periods if p[2] == "month"}
+    expired = set()
+    if days:
+        expired |= {
+            f"flow/{p[1]}/day/{p[3]}"
+            for p in periods
+            if p[2] == "day" and date.fromisoformat(p[3]) < max(days) - timedelta(days=1)
+        }
+    if months:
+        newest = date.fromisoformat(max(months) + "-01")
+        keep = (newest - timedelta(days=1)).strftime("%Y-%m")
+        expired |= {f"flow/{p[1]}/month/{p[3]}" for p in periods if p[2] == "month" and p[3] < keep}
+    return expired
+
+
+@given(
+    flows=st.lists(
+        st.tuples(
+            st.sampled_from(FLOWS),
+            st.dates(min_value=date(2024, 1, 1), max_value=date(2027, 12, 31)),
+            st.booleans(),
+        ),
+        max_size=12,
+    ),
+    others=st.lists(st.sampled_from(["active", "segment/PU", "contrib/APBD/apbd_regency", "reject_partner/p-1"])),
+)
+def test_the_expired_periods_are_those_of_the_rule_whatever_else_a_leaf_holds(
+    flows: list[tuple[Flow, date, bool]], others: list[str]
+) -> None:
+    counters = dict.fromkeys(others, 1)
+    for flow, day, with_month in flows:
+        counters[flow_key(flow)] = 1
+        counters[flow_key(flow, f"day/{day.isoformat()}")] = 1
+        if with_month:
+            counters[flow_key(flow, f"month/{day.year:04d}-{day.month:02d}")] = 1
+    expired = expired_periods(counters)
+    assert len(expired) == len(set(expired))
+    assert set(expired) == _expired_by_the_rule(counters)
 
 
 def test_the_dedupe_window_keeps_the_latest_ids_and_round_trips() -> None:
