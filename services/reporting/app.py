@@ -105,6 +105,7 @@ async def start(  # noqa: PLR0913 - what the lifespan hands over, the budget rea
     cost = CoverageCost(settings.vulnerable_share, settings.vulnerable_package_monthly)
     budgets = BudgetLedger(store, cost, metrics, readers=readers)
     await budgets.refresh()  # every budget stored so far, before the first figures are served
+    reporting = Reporting(projection, positions, metrics)
     send = snapshot_sender(snapshots, settings.region_aggregates_topic)
     publisher = SnapshotPublisher(
         projection,
@@ -113,8 +114,10 @@ async def start(  # noqa: PLR0913 - what the lifespan hands over, the budget rea
         suppress_below=settings.suppress_below,
         budgets=budgets,
         rerank_every=settings.rerank_interval_seconds,
+        catching_up=lambda: reporting.catching_up,
+        catch_up_kecamatan_every=settings.catch_up_kecamatan_interval_seconds,
     )
-    return Running(mongo, Reporting(projection, positions, metrics), coverage, publisher, budgets)
+    return Running(mongo, reporting, coverage, publisher, budgets)
 
 
 def subscribe(
@@ -133,7 +136,9 @@ def subscribe(
     topic = settings.outcomes_topic
     sealer = settings.sealer()  # the current seal key, and during a rotation the previous ones
     dead_letters = DeadLetters("reporting", settings.dead_letters_topic, sealer)
-    intake = OutcomeHandler(topic, settings.max_message_bytes, reporting, broker, dead_letters)
+    intake = OutcomeHandler(
+        topic, settings.max_message_bytes, reporting, broker, dead_letters, settings.batch_max_records
+    )
 
     def projection() -> Projection | None:
         service = reporting()

@@ -67,6 +67,7 @@ class OutcomeHandler:
     reporting: Callable[[], Reporting | None]
     broker: KafkaBroker
     dead_letters: DeadLetters
+    batch_max_records: int
 
     async def handle(self, records: Records) -> None:
         reporting = self.reporting()
@@ -88,7 +89,7 @@ class OutcomeHandler:
             )
         # Dead letters go out before the state moves past them: at least once, never lost.
         await publish_all(self.broker, self.dead_letters.records(letters))
-        await reporting.fold(batches)
+        await reporting.fold(batches, full=len(records) >= self.batch_max_records)
 
     def rewind(self, records: Records) -> None:
         reporting = self.reporting()

@@ -69,6 +69,7 @@ class Reporting:
     projection: Projection
     positions: Positions
     metrics: Metrics
+    catching_up: bool = False  # the last batch came full: more is waiting (the publisher spaces out kecamatan)
 
     async def adopt(self, partitions: Iterable[int]) -> set[int]:
         """Partitions the consumer reads but the projection does not own (the assignment listener failed, e.g.
@@ -89,8 +90,12 @@ class Reporting:
         resume = self.projection.next_offset(partition)
         return resume is not None and offset >= resume
 
-    async def fold(self, batches: Mapping[int, Sequence[tuple[int, Outcome | None]]]) -> Progress:
-        """Fold each owned partition's records (None: dead-lettered) into its state in memory."""
+    async def fold(
+        self, batches: Mapping[int, Sequence[tuple[int, Outcome | None]]], *, full: bool = False
+    ) -> Progress:
+        """Fold each owned partition's records (None: dead-lettered) into its state in memory. `full`: the
+        consumer's batch had as many records as it may hold, so more are waiting."""
+        self.catching_up = full
         progress = await self.projection.apply(batches)
         if progress.duplicates:
             log.info("duplicate outcomes ignored", duplicates=progress.duplicates)

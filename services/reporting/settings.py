@@ -59,6 +59,12 @@ class ReportingSettings(ServiceSettings):
         description="a regency/city whose rank alone moved is republished at most this often (changed figures "
         "go out every publish interval, with the rank of the moment)",
     )
+    catch_up_kecamatan_interval_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="while catching up on a backlog (batches come full), kecamatan snapshots go out at most "
+        "this often; the nation, provinces and regencies/cities still every publish interval",
+    )
     targets_refresh_seconds: float = Field(
         default=30.0, gt=0, description="how often official figures loaded by an operator are picked up"
     )

@@ -112,7 +112,7 @@ def test_an_unreadable_record_is_dead_lettered_once_before_the_state_moves_past_
         await reporting.projection.assign([0])
         broker = Broker(lambda: reporting.projection.next_offset(0))
         dead_letters = DeadLetters("reporting", "dead", Sealer(new_key()))
-        handler = OutcomeHandler(TOPIC, 10_000, lambda: reporting, broker, dead_letters)  # type: ignore[arg-type]
+        handler = OutcomeHandler(TOPIC, 10_000, lambda: reporting, broker, dead_letters, 3)  # type: ignore[arg-type]
         good = outcome_values(2)
         batch = [record(0, 0, good[0]), record(0, 1, b"{not json"), record(0, 2, good[1])]
         await handler.handle(batch)
@@ -122,5 +122,8 @@ def test_an_unreadable_record_is_dead_lettered_once_before_the_state_moves_past_
         await handler.handle(batch)  # read again (a rewind, a restart before the write): no second letter
         assert broker.published == [("dead", 0)]
         assert registry.get_sample_value("reporting_outcomes_duplicate_total") == 0
+        assert reporting.catching_up  # three records, as many as a batch may hold: more are waiting
+        await handler.handle(batch[:2])
+        assert not reporting.catching_up
 
     asyncio.run(scenario())

@@ -676,6 +676,55 @@ def test_a_round_publishes_the_coarser_regions_before_the_kecamatan_and_then_onl
     assert sent[3:] == [[], [], []]
 
 
+def test_catching_up_the_kecamatan_go_out_every_catch_up_interval_and_all_of_them_once_caught_up() -> None:
+    """While batches come full, a round publishes the coarser regions it always does, and the kecamatan only
+    once `catch_up_kecamatan_every` has passed since their last wave; none is lost in between."""
+    sim = Simulation(5).run(150)
+    rounds: list[list[str]] = []
+    clock = {"now": sim.now}
+    behind = {"now": True}
+
+    async def send(snapshots: Sequence[ev.RegionAggregate]) -> None:
+        rounds[-1].extend(s.region_code for s in snapshots)
+
+    async def flush(publisher: SnapshotPublisher, seconds: int) -> list[str]:
+        clock["now"] = sim.now + timedelta(seconds=seconds)
+        rounds.append([])
+        await publisher.flush()
+        return rounds[-1]
+
+    async def scenario() -> None:
+        projection = await started(MemoryStore(), 1)
+        publisher = SnapshotPublisher(
+            projection,
+            CoverageTargets(POLICY, NoTargets()),
+            send,
+            clock=lambda: clock["now"],
+            catching_up=lambda: behind["now"],
+            catch_up_kecamatan_every=5,
+        )
+        await projection.apply({0: [(offset, event) for offset, (_, event) in enumerate(sim.events)]})
+        await written(projection)
+        first = await flush(publisher, 0)  # the first round takes every region, kecamatan included
+        assert any(level_of(code) == "kecamatan" for code in first)
+        offset = len(sim.events)
+        boosted = [("33.74", "33.74.02"), ("33.72", "33.72.01"), ("33.74", "33.74.03")]
+        for seconds, (region, kecamatan) in enumerate(boosted, start=1):
+            await projection.apply({0: _boost(sim, offset, region, kecamatan, 5)})
+            offset += 5
+            await written(projection)
+            published = await flush(publisher, seconds)
+            assert region in published  # the coarser regions every round
+            assert not any(level_of(code) == "kecamatan" for code in published)
+        assert set(await flush(publisher, 5)) >= {"33.74.02", "33.72.01", "33.74.03"}  # five seconds on
+        await projection.apply({0: _boost(sim, offset, "33.74", "33.74.02", 5)})
+        await written(projection)
+        behind["now"] = False  # a short batch: caught up, the next round takes the kecamatan at once
+        assert "33.74.02" in await flush(publisher, 6)
+
+    asyncio.run(scenario())
+
+
 def test_regions_whose_figures_changed_go_before_those_whose_rank_alone_moved() -> None:
     sim = Simulation(5).run(150)
     waves: list[list[ev.RegionAggregate]] = []
